@@ -1,0 +1,45 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+# Both create .venv, install the package with its dev extra, PyTorch (the test oracle, when this
+# machine can install it) and Graphviz's `dot` (apt-get when root, otherwise a clear message).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench notebook dot venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q torch==2.13.0 \
+	  || echo "note: torch==2.13.0 could not be installed; the PyTorch oracle tests will skip"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+dot:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Graphviz (dot) with apt-get"; \
+	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || exit 1; \
+	  else \
+	    echo "Graphviz's 'dot' is missing: install it (sudo apt-get install graphviz," \
+	         "brew install graphviz, or conda install -c conda-forge graphviz) and run again"; \
+	    exit 1; \
+	  fi; }
+
+demo: $(STAMP) dot
+	$(PY) -m tinygrad_scalar demo
+
+test: $(STAMP) dot
+	$(PY) -m pytest -q tests $(if $(wildcard notebooks/*.ipynb),--nbmake notebooks,)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+notebook: $(STAMP) dot
+	$(PY) -m pip install -q jupyterlab || $(PY) -m pip install -q notebook
+	$(PY) -m jupyter lab notebooks || $(PY) -m jupyter notebook notebooks
+
+clean:
+	rm -rf $(VENV) build .pytest_cache
