@@ -507,3 +507,12 @@ def test_every_builtin_op_is_in_the_table_and_tested():
     builtin = {"add", "sub", "mul", "div", "pow", "neg", "abs", "relu", "tanh", "sigmoid",
                "exp", "log", "sqrt", "sin", "cos", "sum"}
     assert builtin <= tested
+
+
+def test_pow_slope_too_steep_for_a_float_is_infinite_not_an_error():
+    for a0, sign in [(1.05e-98, -1), (-1.05e-98, -1)]:
+        a = Value(a0)
+        y = a ** -3.0  # finite: about 8.6e293 in magnitude
+        y.backward()
+        assert abs(y.data) == pytest.approx(1 / 1.05e-98 ** 3, rel=1e-12)
+        assert a.grad == sign * math.inf  # -3 * a**-4 is -inf for either sign of a

@@ -122,7 +122,10 @@ def _pow_dbase(a, b, out):
     fa, fb = float(a), float(b)
     if fa == 0.0 and fb < 1.0:
         return 0.0 if fb == 0.0 else INF
-    return b * a ** (b - 1)
+    try:
+        return b * a ** (b - 1)
+    except OverflowError:  # a finite power whose slope is too steep for a float: +-inf
+        return math.copysign(INF, fb * math.copysign(1.0, fa) ** (fb - 1))
 
 
 def _pow_dexp(a, b, out):
