@@ -1,0 +1,574 @@
+"""Drawing a Value's graph with Graphviz: records for values, small nodes for operations.
+
+`draw_dot(root, ...)` returns a `Drawing`, a `graphviz.Digraph` whose source is the same bytes
+every time for the same graph: nodes are named by their position in `topological_order(root)`
+(`n0`, `n1`, ... and `n5op` for the operation that made `n5`), never by `id()`, and everything
+is emitted in that order. Rendering (`.pipe()`, `.render()`, inline display in Jupyter) needs
+Graphviz's `dot` program; when it is missing the error says how to install it, and `.source`
+still works.
+
+Large graphs: `max_nodes` refuses to draw more values than a person can read, `cluster=True`
+draws boxes around the nodes each module (layer, neuron) made, and `collapse=True` draws every
+neuron as a single box. Modules are recognised from labels (see `cluster_paths`).
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import numbers
+import os
+import pathlib
+import re
+from typing import Iterable, Mapping, Optional, Union
+
+import graphviz
+
+from .engine import Value, topological_order
+
+__all__ = ["draw_dot", "Drawing", "GraphvizNotFoundError", "show", "show_backward", "to_svg",
+           "render_to", "Picture", "Pictures", "cluster_paths", "format_number",
+           "DEFAULT_MAX_NODES", "RANKDIRS"]
+
+DEFAULT_MAX_NODES = 500
+RANKDIRS = ("LR", "TB", "RL", "BT")
+OP_LABELS = {"sum": "\u03a3"}  # op symbols drawn differently from how the engine names them
+
+# Styles, one place: leaves (inputs and parameters), constants, the root, highlights.
+_LEAF = {"style": "filled", "fillcolor": "#dbeafe"}
+_CONST = {"style": "filled,dashed", "fillcolor": "#f3f4f6", "color": "#6b7280",
+          "fontcolor": "#4b5563"}
+_ROOT = {"style": "filled,bold", "fillcolor": "#fde68a", "penwidth": "2"}
+_COLLAPSED = {"style": "filled,rounded", "fillcolor": "#fef3c7"}
+_OP = {"shape": "ellipse", "fontsize": "10", "margin": "0.03,0.01", "height": "0.3",
+       "width": "0.3"}
+_HIGHLIGHT = {"color": "#dc2626", "penwidth": "3"}
+_HIGHLIGHT_EDGE = {"color": "#dc2626", "penwidth": "2.5", "fontcolor": "#dc2626"}
+_CLUSTER = {"style": "rounded", "color": "#9ca3af", "fontcolor": "#374151"}
+
+_INSTALL_HINT = ("Install Graphviz (the Python package `graphviz` alone is not enough): "
+                 "`sudo apt-get install graphviz` on Debian/Ubuntu, `brew install graphviz` on "
+                 "macOS, or `conda install -c conda-forge graphviz`; then make sure `dot -V` "
+                 "works in a terminal.")
+
+
+class GraphvizNotFoundError(graphviz.ExecutableNotFound):
+    """Graphviz's `dot` program is not installed (or not on PATH), so nothing can be rendered.
+
+    A subclass of graphviz.ExecutableNotFound, so code that already catches that still works.
+    """
+
+    def __init__(self, what: str = "render the graph"):
+        RuntimeError.__init__(self, f"Graphviz's `dot` program was not found on PATH, so this "
+                                    f"cannot {what}. {_INSTALL_HINT} The DOT text is still "
+                                    "available without it: `drawing.source`.")
+
+
+class Drawing(graphviz.Digraph):
+    """A graphviz.Digraph of a Value's graph (what draw_dot returns).
+
+    The same as graphviz.Digraph, except that a missing `dot` program raises
+    GraphvizNotFoundError, which says how to install it.
+    """
+
+    def pipe(self, *args, **kwargs):
+        try:
+            return super().pipe(*args, **kwargs)
+        except GraphvizNotFoundError:
+            raise
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFoundError("render the graph (pipe)") from None
+
+    def render(self, *args, **kwargs):
+        try:
+            return super().render(*args, **kwargs)
+        except GraphvizNotFoundError:
+            raise
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFoundError("render the graph to a file") from None
+
+    def unflatten(self, *args, **kwargs):
+        try:
+            return super().unflatten(*args, **kwargs)
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFoundError("run Graphviz's unflatten") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pieces: numbers, record text, labels to module paths.
+
+
+def format_number(x: float, precision: int = 4) -> str:
+    """A number in at most `precision` significant digits ('%.4g'): 0.1235, 1e-05, inf.
+
+    Python formats floats itself (correctly rounded), so the text is the same on every
+    platform. Negative zero is shown as 0.
+    """
+    x = float(x)
+    if x == 0.0:
+        return "0"
+    return f"{x:.{precision}g}"
+
+
+_RECORD_SPECIAL = re.compile(r'([{}|<>"\\])')
+
+
+def _record_text(s: str) -> str:
+    """Text safe inside a record label: the characters that structure records are escaped."""
+    s = s.replace("\r", " ").replace("\n", " ")
+    return _RECORD_SPECIAL.sub(r"\\\1", s)
+
+
+def _path_of_label(label: str) -> Optional[tuple]:
+    parts = label.split(".")
+    if len(parts) < 2 or not all(parts):
+        return None
+    return tuple(parts[:-1])
+
+
+def cluster_paths(topo: list) -> list:
+    """The module each node belongs to, as a tuple path like ('L0', 'N3'), or None.
+
+    The rule, read from labels only (the nn module labels its parameters and neuron outputs):
+    1. A node labelled with dots, `A.B.name`, belongs to module `A.B`, drawn inside `A`
+       (`L0.N3.w0`, `L0.N3.z`, `L0.N3.a` are in neuron N3 of layer L0).
+    2. A computed node without such a label joins module K when one of its inputs is a leaf of
+       K (a parameter such as `L0.N3.w0`) and everything that uses it is in K, or nothing does.
+       So `w0 * x0` joins the neuron whose weight it multiplies, while a regularisation term
+       `w0 * w0` that feeds a sum outside the neuron stays outside.
+    3. Everything else (inputs, constants, the loss) belongs to no module.
+    `topo` is `topological_order(root)`; the result is in the same order.
+    """
+    n = len(topo)
+    index = {v: i for i, v in enumerate(topo)}
+    paths: list = [None] * n
+    users: list = [[] for _ in range(n)]
+    for i, v in enumerate(topo):
+        if v.label:
+            paths[i] = _path_of_label(str(v.label))
+        for p in v._prev:
+            users[index[p]].append(i)
+    for i in range(n - 1, -1, -1):  # users come later in topo, so they are settled first
+        v = topo[i]
+        if paths[i] is not None or v._a is None:
+            continue
+        for p in v._prev:
+            k = paths[index[p]]
+            if k is not None and p._a is None:
+                if all(paths[u] == k for u in users[i]):
+                    paths[i] = k
+                break
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking options: every bad option is a ValueError that names it and says what is expected.
+
+_OPTIONS = ("format", "rankdir", "show_grad", "edge_labels", "precision", "max_nodes",
+            "cluster", "collapse", "highlight_nodes", "highlight_edges", "grads", "title",
+            "graph_attr")
+
+
+def _check_bool(name: str, x) -> bool:
+    if not isinstance(x, bool):
+        raise ValueError(f"{name} must be True or False, got {type(x).__name__}: {x!r}")
+    return x
+
+
+def _check_options(root, format, rankdir, show_grad, edge_labels, precision, max_nodes,
+                   cluster, collapse, title, graph_attr, unknown) -> None:
+    if unknown:
+        name = sorted(unknown)[0]
+        close = difflib.get_close_matches(name, _OPTIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"draw_dot got an unknown option {name!r}{hint}; "
+                         f"the options are: {', '.join(_OPTIONS)}")
+    if not isinstance(root, Value):
+        raise TypeError(f"draw_dot needs a Value to draw, got {type(root).__name__}: {root!r}")
+    if not isinstance(format, str) or format not in graphviz.FORMATS:
+        raise ValueError(f"format must be a Graphviz output format such as 'svg', 'png' or "
+                         f"'pdf', got {format!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be 'LR' (left to right) or 'TB' (top to bottom) "
+                         f"(or 'RL', 'BT'), got {rankdir!r}")
+    for name, x in (("show_grad", show_grad), ("edge_labels", edge_labels),
+                    ("cluster", cluster), ("collapse", collapse)):
+        _check_bool(name, x)
+    if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 17:
+        raise ValueError(f"precision must be an int from 1 to 17 (significant digits), "
+                         f"got {precision!r}")
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int)
+                                  or max_nodes < 1):
+        raise ValueError(f"max_nodes must be a positive int or None (no limit), got {max_nodes!r}")
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a str, got {type(title).__name__}: {title!r}")
+    if graph_attr is not None:
+        if not isinstance(graph_attr, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in graph_attr.items()):
+            raise ValueError(f"graph_attr must be a dict of str to str (Graphviz graph "
+                             f"attributes such as {{'dpi': '150'}}), got {graph_attr!r}")
+
+
+def _check_highlights(topo_set, highlight_nodes, highlight_edges):
+    try:
+        nodes = list(highlight_nodes)
+    except TypeError:
+        raise ValueError(f"highlight_nodes must be an iterable of Values, "
+                         f"got {highlight_nodes!r}") from None
+    for v in nodes:
+        if not isinstance(v, Value):
+            raise ValueError(f"highlight_nodes must hold Values, got {type(v).__name__}: {v!r}")
+        if v not in topo_set:
+            raise ValueError(f"highlight_nodes: {v!r} is not in the graph being drawn")
+    try:
+        edges = list(highlight_edges)
+    except TypeError:
+        raise ValueError(f"highlight_edges must be an iterable of (parent, child) pairs of "
+                         f"Values, got {highlight_edges!r}") from None
+    pairs = set()
+    for e in edges:
+        if not (isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], Value)
+                and isinstance(e[1], Value)):
+            raise ValueError(f"highlight_edges must hold (parent, child) pairs of Values, "
+                             f"got {e!r}")
+        parent, child = e
+        if child not in topo_set or not any(p is parent for p in child._prev):
+            raise ValueError(f"highlight_edges: {parent!r} is not an input of {child!r} in the "
+                             f"graph being drawn (pairs are (parent, child))")
+        pairs.add((parent, child))  # Values hash and compare by identity
+    return set(nodes), pairs
+
+
+def _check_grads(grads):
+    if grads is None:
+        return None
+    if not isinstance(grads, Mapping):
+        raise ValueError(f"grads must be a dict from Value to number (or None to show .grad), "
+                         f"got {type(grads).__name__}: {grads!r}")
+    out = {}
+    for k, g in grads.items():
+        if not isinstance(k, Value):
+            raise ValueError(f"grads keys must be Values, got {type(k).__name__}: {k!r}")
+        if isinstance(g, Value):
+            g = g.data
+        if isinstance(g, bool) or not isinstance(g, numbers.Real):
+            raise ValueError(f"grads values must be real numbers, got {type(g).__name__}: "
+                             f"{g!r} for {k!r}")
+        out[k] = float(g)
+    return out
+
+
+def _too_many(count: int, max_nodes: int, what: str, collapse: bool) -> ValueError:
+    hints = ["max_nodes=None to draw it anyway (slow to lay out and hard to read)"]
+    if not collapse:
+        hints.append("collapse=True to draw each neuron as one box (with nn's labels)")
+    hints.append("or draw a smaller piece, e.g. one neuron's output or the loss of a "
+                 "single example")
+    return ValueError(f"this graph has {count} {what}, more than max_nodes={max_nodes}; "
+                      f"pass {', '.join(hints)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The drawing.
+
+
+def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: bool = True,
+             edge_labels: bool = False, *, precision: int = 4,
+             max_nodes: Optional[int] = DEFAULT_MAX_NODES, cluster: bool = False,
+             collapse: bool = False, highlight_nodes: Iterable[Value] = (),
+             highlight_edges: Iterable[tuple] = (), grads: Optional[Mapping] = None,
+             title: str = "", graph_attr: Optional[Mapping[str, str]] = None,
+             **unknown) -> Drawing:
+    """The graph that computed `root`, as a graphviz.Digraph (a Drawing).
+
+    Each Value is a record `label | data | grad`; each operation is a small node between its
+    inputs and its output. Leaves are blue, constants grey and dashed, the root yellow and bold.
+    See the README section "Drawing graphs" for every option.
+    """
+    _check_options(root, format, rankdir, show_grad, edge_labels, precision, max_nodes,
+                   cluster, collapse, title, graph_attr, unknown)
+    topo = topological_order(root)
+    n = len(topo)
+    if max_nodes is not None and n > max_nodes and not collapse:
+        raise _too_many(n, max_nodes, "values", collapse)
+    index = {v: i for i, v in enumerate(topo)}
+    hi_nodes, hi_edges = _check_highlights(index, highlight_nodes, highlight_edges)
+    grads = _check_grads(grads)
+
+    paths = cluster_paths(topo) if (cluster or collapse) else [None] * n
+    # collapse: every innermost module (one that contains no other) becomes one box
+    box: list = [None] * n  # for collapsed nodes: the index of their module's box
+    boxes: dict = {}  # path -> box index, in order of first appearance
+    if collapse:
+        parents_of = {p[:-1] for p in paths if p is not None and len(p) > 1}
+        for i, p in enumerate(paths):
+            if p is not None and p not in parents_of:
+                box[i] = boxes.setdefault(p, len(boxes))
+        drawn = n - sum(b is not None for b in box) + len(boxes)
+        if max_nodes is not None and drawn > max_nodes:
+            what = ("boxes even with each neuron collapsed" if boxes else
+                    "values and none of them has a module label (like L0.N3.w0) to collapse")
+            raise _too_many(drawn, max_nodes, what, True)
+
+    g = Drawing(name="tinygrad_scalar", format=format, engine="dot")
+    g.attr("graph", rankdir=rankdir, fontname="Helvetica", nodesep="0.25", ranksep="0.35")
+    if title:
+        g.attr("graph", label=title, labelloc="t", fontsize="14")
+    if graph_attr:
+        g.attr("graph", **dict(graph_attr))
+    g.attr("node", fontname="Helvetica", fontsize="11", shape="record", height="0.3")
+    g.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
+
+    braces = rankdir in ("LR", "RL")  # records flip with rankdir; keep the fields side by side
+
+    def fields(parts: list) -> str:
+        s = " | ".join(parts)
+        return "{ " + s + " }" if braces else s
+
+    def grad_of(v: Value) -> float:
+        return v.grad if grads is None else grads.get(v, 0.0)
+
+    def value_fields(v: Value, head: str) -> str:
+        parts = [head] if head else []
+        parts.append("data " + format_number(v.data, precision))
+        if show_grad:
+            parts.append("grad " + format_number(grad_of(v), precision))
+        return fields(parts)
+
+    # which nodes feed a node outside their box (the box's outputs), for collapsed labels
+    outputs: dict = {b: [] for b in range(len(boxes))}
+    if collapse:
+        for i, v in enumerate(topo):
+            for p in v._prev:
+                j = index[p]
+                if box[j] is not None and box[j] != box[i] and j not in outputs[box[j]]:
+                    outputs[box[j]].append(j)
+        if box[n - 1] is not None and (n - 1) not in outputs[box[n - 1]]:
+            outputs[box[n - 1]].append(n - 1)
+    box_paths = list(boxes)
+    members_of: dict = {b: [] for b in range(len(boxes))}
+    for i in range(n):
+        if box[i] is not None:
+            members_of[box[i]].append(i)
+
+    def emit_value(sub, i: int) -> None:
+        v = topo[i]
+        attrs: dict = {}
+        if i == n - 1:
+            attrs.update(_ROOT)
+        elif v.is_constant:
+            attrs.update(_CONST)
+        elif v._a is None:
+            attrs.update(_LEAF)
+        if v in hi_nodes:
+            attrs.update(_HIGHLIGHT)
+        sub.node(f"n{i}", value_fields(v, _record_text(str(v.label or ""))), **attrs)
+        if v._a is not None:
+            op = v.op
+            sym = OP_LABELS.get(op.name, op.symbol) if op is not None else "?"
+            sub.node(f"n{i}op", sym, **_OP)
+
+    def emit_box(sub, b: int) -> None:
+        path = box_paths[b]
+        outs = outputs[b]
+        members = members_of[b]
+        head = _record_text(".".join(path))
+        if len(outs) == 1:
+            label = value_fields(topo[outs[0]], head)
+        else:
+            label = fields([head, f"{len(members)} values"])
+        attrs = dict(_COLLAPSED)
+        if any(topo[i] in hi_nodes for i in members):
+            attrs.update(_HIGHLIGHT)
+        sub.node(f"c{b}", label, **attrs)
+
+    # Nodes, grouped into nested clusters by module path, each group in topological order.
+    tree: dict = {(): {"nodes": [], "children": {}}}
+
+    def group(path: tuple) -> dict:
+        if path not in tree:
+            parent = group(path[:-1])
+            tree[path] = {"nodes": [], "children": {}}
+            parent["children"][path] = tree[path]
+        return tree[path]
+
+    seen_box = set()
+    for i in range(n):
+        p = paths[i] or ()
+        if box[i] is not None:
+            if box[i] in seen_box:
+                continue
+            seen_box.add(box[i])
+            group(p[:-1])["nodes"].append(("box", box[i]))
+        else:
+            group(p)["nodes"].append(("value", i))
+
+    def emit_group(sub, path: tuple) -> None:
+        node = tree[path]
+        for kind, k in node["nodes"]:
+            (emit_box if kind == "box" else emit_value)(sub, k)
+        for child in node["children"]:
+            with sub.subgraph(name="cluster_" + ".".join(child)) as c:
+                c.attr(label=child[-1], **_CLUSTER)
+                emit_group(c, child)
+
+    emit_group(g, ())
+
+    # Edges: input -> operation (labelled with the local derivative), operation -> output.
+    def name(j: int) -> str:
+        return f"c{box[j]}" if box[j] is not None else f"n{j}"
+
+    hi_children = {c for _, c in hi_edges}
+    box_edges: dict = {}  # (src, dst) -> highlighted?, for edges into a collapsed box
+    for i, v in enumerate(topo):
+        if v._a is None:
+            continue
+        into_box = box[i] is not None
+        for p, d in zip(v._prev, v._local):
+            j = index[p]
+            hot = (p, v) in hi_edges
+            if into_box:  # no single local derivative for an edge into a whole neuron
+                if box[j] != box[i]:
+                    key = (name(j), f"c{box[i]}")
+                    box_edges[key] = box_edges.get(key, False) or hot
+                continue
+            attrs = dict(_HIGHLIGHT_EDGE) if hot else {}
+            if edge_labels:
+                attrs["label"] = format_number(d, precision)
+            g.edge(name(j), f"n{i}op", **attrs)
+        if not into_box:
+            g.edge(f"n{i}op", f"n{i}", **(_HIGHLIGHT_EDGE if v in hi_children else {}))
+    for (src, dst), hot in box_edges.items():
+        g.edge(src, dst, **(_HIGHLIGHT_EDGE if hot else {}))
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering and Jupyter.
+
+GraphOrValue = Union[Value, graphviz.Digraph]
+
+
+def _as_drawing(x: GraphOrValue, options: dict) -> graphviz.Digraph:
+    if isinstance(x, Value):
+        return draw_dot(x, **options)
+    if isinstance(x, graphviz.Digraph):
+        if options:
+            raise ValueError(f"drawing options {sorted(options)} apply when drawing a Value; "
+                             "this is already a drawing")
+        return x
+    raise TypeError(f"expected a Value or a graphviz.Digraph (from draw_dot), "
+                    f"got {type(x).__name__}: {x!r}")
+
+
+def _pipe(g: graphviz.Digraph, format: str, what: str) -> bytes:
+    try:
+        return g.pipe(format=format)
+    except GraphvizNotFoundError:
+        raise
+    except graphviz.ExecutableNotFound:
+        raise GraphvizNotFoundError(what) from None
+
+
+def to_svg(x: GraphOrValue, **options) -> str:
+    """SVG text of a Value's graph (or of a drawing): for web pages, or to embed in HTML."""
+    return _pipe(_as_drawing(x, options), "svg", "render the graph to SVG").decode("utf-8")
+
+
+_SUFFIX_FORMATS = {".jpg": "jpeg", ".gv": "dot"}
+
+
+def render_to(x: GraphOrValue, path: Union[str, os.PathLike], **options) -> pathlib.Path:
+    """Write a Value's graph (or a drawing) to `path`; the format comes from the suffix.
+
+    `.svg`, `.png`, `.pdf` (any Graphviz format) need `dot`; `.dot` and `.gv` write the DOT
+    text and do not. Returns the path written.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    fmt = _SUFFIX_FORMATS.get(suffix, suffix[1:])
+    if fmt not in graphviz.FORMATS:
+        raise ValueError(f"cannot tell the format from the file name {str(path)!r}: use a "
+                         "suffix such as .svg, .png, .pdf or .dot")
+    g = _as_drawing(x, options)
+    if fmt == "dot":
+        path.write_text(g.source, encoding="utf-8")
+    else:
+        path.write_bytes(_pipe(g, fmt, f"write {str(path)!r}"))
+    return path
+
+
+_SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
+
+
+class Picture:
+    """A rendered graph that shows inline in Jupyter (as image/svg+xml).
+
+    `.svg` is the SVG text, `.source` the DOT text it was rendered from.
+    """
+
+    def __init__(self, svg: str, source: str, title: str = ""):
+        self.svg, self.source, self.title = svg, source, title
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def inline_svg(self) -> str:
+        """The <svg> element alone (no XML prologue), for embedding in HTML."""
+        return _SVG_PROLOGUE.sub("", self.svg, count=1)
+
+    def __repr__(self) -> str:
+        return f"<Picture {self.title!r}: {len(self.svg)} characters of SVG>"
+
+
+class Pictures:
+    """Several pictures side by side, shown inline in Jupyter as one HTML block."""
+
+    def __init__(self, pictures: list):
+        self.pictures = list(pictures)
+
+    def __getitem__(self, k: int) -> Picture:
+        return self.pictures[k]
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def _repr_html_(self) -> str:
+        figs = "".join(
+            '<figure style="margin:0">'
+            f'<figcaption style="font-weight:bold">{html.escape(p.title)}</figcaption>'
+            f"{p.inline_svg()}</figure>" for p in self.pictures)
+        return ('<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">'
+                f"{figs}</div>")
+
+    def __repr__(self) -> str:
+        return f"<Pictures: {', '.join(repr(p.title) for p in self.pictures)}>"
+
+
+def show(x: GraphOrValue, **options) -> Picture:
+    """Render a Value's graph now and return a Picture that Jupyter shows inline.
+
+    Renders immediately, so a missing `dot` or a graph over max_nodes is reported at the call.
+    """
+    g = _as_drawing(x, options)
+    svg = _pipe(g, "svg", "show the graph").decode("utf-8")
+    return Picture(svg, g.source, options.get("title", ""))
+
+
+def show_backward(root: Value, **options) -> Pictures:
+    """The graph before and after backward(), side by side: the first teaching picture.
+
+    Draws `root`'s graph with every grad shown as 0, then runs `root.zero_grad()` and
+    `root.backward()` and draws it again. Afterwards every node's `.grad` holds d root / d node,
+    exactly as after `root.zero_grad(); root.backward()` (grads accumulated earlier in this
+    graph are replaced). Nothing changes if drawing fails (missing `dot`, too many nodes).
+    """
+    if not isinstance(root, Value):
+        raise TypeError(f"show_backward needs a Value, got {type(root).__name__}: {root!r}")
+    for k in ("grads", "title", "show_grad"):
+        if k in options:
+            raise ValueError(f"show_backward sets {k!r} itself; leave it out")
+    before = show(root, grads={}, title="before backward(): every grad 0", **options)
+    root.zero_grad()
+    root.backward()
+    after = show(root, title="after backward(): grad = d root / d node", **options)
+    return Pictures([before, after])
