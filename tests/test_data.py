@@ -1,0 +1,98 @@
+"""Toy data sets: shapes, labels, geometry and seeding."""
+import math
+import random
+
+import pytest
+
+from tinygrad_scalar.data import (make_blobs, make_circles, make_moons, make_spiral,
+                                  signed_labels, train_test_split)
+
+
+def _is_points(X, n):
+    return (len(X) == n and all(len(p) == 2 and all(isinstance(c, float) for c in p) for p in X))
+
+
+def test_moons_geometry_without_noise():
+    X, y = make_moons(10, seed=0)
+    assert _is_points(X, 10) and sorted(y) == [0] * 5 + [1] * 5
+    for (a, b), c in zip(X, y):
+        if c == 0:  # the upper unit half circle
+            assert math.hypot(a, b) == pytest.approx(1.0) and b >= -1e-12
+        else:  # the lower one, centred at (1, 0.5)
+            assert math.hypot(a - 1.0, b - 0.5) == pytest.approx(1.0) and b <= 0.5 + 1e-12
+    X, y = make_moons(7, shuffle=False)
+    assert y == [0, 0, 0, 1, 1, 1, 1]
+    assert X[0] == [1.0, 0.0] and X[2] == pytest.approx([-1.0, 0.0], abs=1e-15)
+
+
+def test_circles_geometry():
+    X, y = make_circles(20, factor=0.3, seed=1)
+    for (a, b), c in zip(X, y):
+        assert math.hypot(a, b) == pytest.approx(1.0 if c == 0 else 0.3)
+    assert y.count(0) == 10
+
+
+def test_blobs():
+    X, y = make_blobs(31, centers=[[0, 0], [10, 10], [-10, 5]], cluster_std=0.5, seed=2)
+    assert _is_points(X, 31) and [y.count(c) for c in range(3)] == [11, 10, 10]
+    centre = {0: (0, 0), 1: (10, 10), 2: (-10, 5)}
+    for (a, b), c in zip(X, y):
+        assert math.hypot(a - centre[c][0], b - centre[c][1]) < 0.5 * 6
+    X, y = make_blobs(40, centers=4, seed=3)
+    assert sorted(set(y)) == [0, 1, 2, 3]
+
+
+def test_spiral():
+    X, y = make_spiral(301, n_classes=3, seed=4)
+    assert _is_points(X, 301) and [y.count(c) for c in range(3)] == [101, 100, 100]
+    assert all(math.hypot(a, b) <= 1.0 + 1e-12 for a, b in X)  # noise is in the angle only
+    X, y = make_spiral(40, n_classes=5, noise=0.0, seed=0, shuffle=False)
+    assert sorted(set(y)) == [0, 1, 2, 3, 4]
+    # without noise the arms are exact: point i of arm j at radius i/(m-1), angle j*4 + 4*i/(m-1)
+    a, b = X[3]
+    assert (a, b) == pytest.approx((3 / 7 * math.sin(4 * 3 / 7), 3 / 7 * math.cos(4 * 3 / 7)))
+
+
+@pytest.mark.parametrize("make", [make_moons, make_circles, make_blobs, make_spiral])
+def test_seeded_draws_repeat_and_differ(make):
+    kw = {} if make in (make_blobs, make_spiral) else {"noise": 0.1}
+    assert make(50, seed=5, **kw) == make(50, seed=5, **kw)
+    assert make(50, seed=5, **kw) != make(50, seed=6, **kw)
+    assert make(50, seed=random.Random(5), **kw) == make(50, seed=5, **kw)
+    assert make(50, **kw) != make(50, **kw)  # no seed: fresh randomness
+
+
+def test_noise_moves_points():
+    X0, _ = make_moons(50, seed=1, shuffle=False)
+    X1, _ = make_moons(50, noise=0.1, seed=1, shuffle=False)
+    d = [math.hypot(a[0] - b[0], a[1] - b[1]) for a, b in zip(X0, X1)]
+    assert 0.03 < sum(d) / len(d) < 0.3
+
+
+def test_signed_labels_and_split():
+    assert signed_labels([0, 1, 1, 0]) == [-1, 1, 1, -1]
+    with pytest.raises(ValueError, match="0/1 labels, got 2"):
+        signed_labels([0, 2])
+    X, y = make_moons(20, seed=0)
+    a, b, c, d = train_test_split(X, y, 0.25, seed=0)
+    assert len(a) == 15 and len(b) == 5 and len(c) == 15 and len(d) == 5
+    assert sorted(map(tuple, a + b)) == sorted(map(tuple, X))
+    pairs = {tuple(p): t for p, t in zip(X, y)}
+    assert all(pairs[tuple(p)] == t for p, t in zip(a + b, c + d))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="n_samples"):
+        make_moons(1)
+    with pytest.raises(ValueError, match="noise"):
+        make_moons(10, noise=-1)
+    with pytest.raises(ValueError, match="factor"):
+        make_circles(10, factor=1.5)
+    with pytest.raises(ValueError, match="fewer than n_classes"):
+        make_spiral(2, n_classes=3)
+    with pytest.raises(ValueError, match="centers"):
+        make_blobs(10, centers=[])
+    with pytest.raises(TypeError, match="seed"):
+        make_moons(10, seed="x")
+    with pytest.raises(ValueError, match="rows"):
+        train_test_split([[0, 0]], [0, 1])

@@ -1,0 +1,253 @@
+"""Training: one step, fit over minibatches, pluggable step functions, progress bars, plots."""
+import io
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_scalar import losses, optim
+from tinygrad_scalar.data import make_blobs, make_moons, make_spiral, signed_labels
+from tinygrad_scalar.engine import Value, no_grad
+from tinygrad_scalar.nn import MLP, Layer, Neuron
+from tinygrad_scalar.plot import plot_decision_boundary, plot_loss, predict_grid
+from tinygrad_scalar.train import (History, TrainStep, accuracy, evaluate, fit, moons_step,
+                                   progress)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, y = make_moons(40, noise=0.1, seed=0)
+    return X, signed_labels(y)
+
+
+def test_moons_step_is_micrograd_step_and_equals_train_step(moons):
+    X, y = moons
+    a, b = MLP(2, [8, 8, 1], seed=1), MLP(2, [8, 8, 1], seed=1)
+    opt = optim.SGD(b.parameters(), lr=0.5)
+    step = TrainStep(b, "hinge", opt, alpha=1e-4)
+    for _ in range(3):
+        la, acc_a = moons_step(a, X, y, 0.5, alpha=1e-4)
+        lb, acc_b = step(X, y)
+        assert la == lb and acc_a == acc_b
+    assert a.state_dict() == b.state_dict()
+    # and both are the hand-written sequence
+    c = MLP(2, [8, 8, 1], seed=1)
+    for _ in range(3):
+        scores = [c(x) for x in X]
+        total = losses.hinge(scores, y) + losses.l2(c.parameters(), 1e-4)
+        c.zero_grad()
+        total.backward()
+        for p in c.parameters():
+            p.data -= 0.5 * p.grad
+    assert c.state_dict() == a.state_dict()
+
+
+def test_fit_full_batch_history(moons):
+    X, y = moons
+    m = MLP(2, [8, 8, 1], seed=2)
+    opt = optim.SGD(m.parameters(), lr=lambda k: 1.0 - 0.9 * k / 30)
+    h = fit(m, X, y, "hinge", opt, epochs=30, alpha=1e-4, quiet=True)
+    assert isinstance(h, History) and h.steps == 30 == len(h.accuracy) == len(h.epoch_loss)
+    assert h.lr == pytest.approx([1.0 - 0.9 * k / 30 for k in range(30)])
+    assert h.loss[-1] < h.loss[0] / 3
+    assert h.epoch_loss == pytest.approx(h.loss, rel=1e-15)  # one step per epoch
+    k = h.steps_to(0.9)
+    assert k is not None and all(a < 0.9 for a in h.accuracy[:k]) and h.accuracy[k] >= 0.9
+    assert h.steps_to(1.01) is None
+    loss, acc = evaluate(m, X, y, "hinge")
+    assert acc >= 0.9 and loss < h.loss[0]
+    assert set(h.as_dict()) >= {"loss", "accuracy", "lr", "epoch_loss", "epoch_accuracy"}
+
+
+def test_fit_minibatches_count_and_shuffle_with_seed():
+    X, y = make_blobs(50, centers=[[-2, 0], [2, 0]], cluster_std=0.5, seed=1)
+    seen = []
+
+    def step_fn(Xb, yb):
+        seen.append([tuple(x) for x in Xb])
+        return 1.0, 0.5
+
+    h = fit(None, X, y, step_fn=step_fn, epochs=3, batch_size=16, seed=0, quiet=True)
+    assert h.steps == 3 * 4 and [len(b) for b in seen[:4]] == [16, 16, 16, 2]
+    first_epoch = sorted(p for b in seen[:4] for p in b)
+    assert first_epoch == sorted(map(tuple, X))  # every sample once per epoch
+    assert seen[:4] != seen[4:8]  # reshuffled
+    again = []
+    fit(None, X, y, step_fn=lambda Xb, yb: again.append([tuple(x) for x in Xb]) or (1.0, 0.5),
+        epochs=3, batch_size=16, seed=0, quiet=True)
+    assert again == seen  # the seed fixes the order
+    assert h.epoch_loss == [1.0] * 3 and h.epoch_accuracy == [0.5] * 3
+
+
+def test_pluggable_step_function_drives_the_same_loop(moons):
+    X, y = moons
+    m = MLP(2, [6, 1], seed=3)
+    opt = optim.SGD(m.parameters(), lr=0.3)
+    engine_step = TrainStep(m, "hinge", opt)
+    calls = []
+
+    def my_step(Xb, yb):  # e.g. a compiled replay would go here
+        calls.append(len(Xb))
+        return engine_step(Xb, yb)
+
+    ref = MLP(2, [6, 1], seed=3)
+    h_ref = fit(ref, X, y, "hinge", optim.SGD(ref.parameters(), lr=0.3), epochs=5,
+                batch_size=10, seed=4, quiet=True)
+    h = fit(m, X, y, step_fn=my_step, epochs=5, batch_size=10, seed=4, quiet=True)
+    assert calls == [10] * 20 and h.loss == h_ref.loss and m.state_dict() == ref.state_dict()
+
+
+def test_callback_can_stop_training(moons):
+    X, y = moons
+    m = MLP(2, [8, 1], seed=0)
+    h = fit(m, X, y, "hinge", optim.SGD(m.parameters(), lr=0.1), epochs=50, quiet=True,
+            callback=lambda hist: hist.steps == 7)
+    assert h.steps == 7 and len(h.epoch_loss) == 7
+    h = fit(m, X, y, "hinge", optim.SGD(m.parameters(), lr=0.1), epochs=50, quiet=True,
+            batch_size=16, callback=lambda hist: hist.steps == 5)  # mid-epoch (3 per epoch)
+    assert h.steps == 5 and len(h.epoch_loss) == 1
+
+
+def test_fit_with_other_losses():
+    X, y = make_blobs(40, centers=[[-2, 0], [2, 0]], cluster_std=0.4, seed=2)
+    m = MLP(2, [4, 1], seed=0)
+    h = fit(m, X, y, "bce", optim.Adam(m.parameters(), lr=0.05), epochs=30, quiet=True)
+    assert evaluate(m, X, y, "bce")[1] == 1.0 and h.loss[-1] < h.loss[0]
+    m = MLP(2, [4, 1], seed=0)
+    h = fit(m, X, [float(t) for t in y], "mse", optim.SGD(m.parameters(), lr=0.05),
+            epochs=20, quiet=True)
+    assert h.accuracy == [None] * 20 and h.epoch_accuracy == [None] * 20
+    assert h.loss[-1] < h.loss[0]
+    custom = lambda out, t: losses.mse(out, t, reduction="sum")  # noqa: E731
+    h = fit(m, X, [float(t) for t in y], custom, optim.SGD(m.parameters(), lr=0.001),
+            epochs=2, quiet=True, accuracy=lambda out, t: 0.25)
+    assert h.accuracy == [0.25, 0.25]
+
+
+def test_mlp_with_a_hidden_layer_of_width_one_trains(moons):
+    X, y = make_moons(60, noise=0.1, seed=1)
+    y = signed_labels(y)
+    m = MLP(2, [16, 1, 1], seed=1)
+    before = m.state_dict()
+    h = fit(m, X, y, "hinge", optim.SGD(m.parameters(), lr=0.1), epochs=40, quiet=True)
+    assert h.loss[-1] < 0.6 * h.loss[0]
+    assert evaluate(m, X, y)[1] >= 0.8
+    moved = [k for k in before if m.state_dict()[k] != before[k]]
+    assert any(k.startswith("L0.") for k in moved)  # gradients pass the bottleneck
+
+
+def test_accuracy_functions():
+    assert accuracy([Value(0.5), Value(-0.1), Value(2.0)], [1, 1, -1], "hinge") == 1 / 3
+    assert accuracy([0.5, -0.1], [1, 0], "bce") == 1.0
+    assert accuracy([[0.1, 0.9, 0.0], [2.0, 1.0, 0.0]], [1, 2], "cross_entropy") == 0.5
+    assert accuracy([1.0], [1.0], "mse") is None
+    with pytest.raises(ValueError, match="loss must be one of"):
+        accuracy([1.0], [1], "nll")
+
+
+def test_fit_bad_arguments(moons):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    opt = optim.SGD(m.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="X has 40 rows but y has 39 targets"):
+        fit(m, X, y[:-1], "hinge", opt)
+    with pytest.raises(TypeError, match="needs an optimizer"):
+        fit(m, X, y, "hinge")
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(m, X, y, "hinge", opt, batch_size=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        fit(m, X, y, "nll", opt)
+    with pytest.raises(ValueError, match="alpha"):
+        fit(m, X, y, "hinge", opt, alpha=-1.0)
+    with pytest.raises(TypeError, match="optimizer must be"):
+        fit(m, X, y, "hinge", "sgd")
+    with pytest.raises(ValueError, match="labels must be -1 or \\+1"):
+        fit(m, X, [(t + 1) // 2 for t in y], "hinge", opt, quiet=True)
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        fit(m, X, y, step_fn=lambda a, b: (math.nan, None), quiet=True)
+
+
+def test_progress_bar_is_quiet_off_a_terminal():
+    buf = io.StringIO()
+    bar = progress(10, "x", file=buf)
+    assert bar.disable
+    bar.close()
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = progress(3, "moons", file=tty)
+    assert not bar.disable
+    bar.update(3)
+    bar.close()
+    assert "moons" in tty.getvalue() and "3/3" in tty.getvalue()
+    bar = progress(3, "moons", quiet=True, file=Tty())
+    assert bar.disable
+    bar.close()
+    # fit on a terminal draws the bar with loss and accuracy
+    X, y = make_moons(10, seed=0)
+    tty = Tty()
+    m = MLP(2, [3, 1], seed=0)
+    fit(m, X, signed_labels(y), "hinge", optim.SGD(m.parameters(), lr=0.1), epochs=2,
+        file=tty, desc="demo")
+    assert "demo" in tty.getvalue() and "loss=" in tty.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+@pytest.mark.parametrize("model", [MLP(2, [5, 4, 3], activation="tanh", seed=0),
+                                   MLP(2, [6, 1], activation="sigmoid", seed=1),
+                                   Layer(2, 3, "relu", seed=2), Neuron(2, "sigmoid", seed=3)])
+def test_predict_grid_equals_the_engine(model):
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-3, 3, size=(25, 2))
+    fast = predict_grid(model, pts)
+    with no_grad():
+        slow = []
+        for p in pts:
+            out = model(list(p))
+            slow.append([o.data for o in (out if isinstance(out, list) else [out])])
+    assert fast.shape == (25, len(slow[0]))
+    np.testing.assert_allclose(fast, np.array(slow), rtol=1e-12, atol=1e-14)
+    generic = predict_grid(lambda x: model(x), pts[:5])  # any callable: the engine path
+    np.testing.assert_allclose(generic, np.array(slow[:5]), rtol=0, atol=0)
+
+
+def test_plots_write_png(tmp_path):
+    X, y = make_spiral(30, 3, seed=0)
+    m = MLP(2, [8, 3], seed=0)
+    h = fit(m, X, y, "cross_entropy", optim.Adam(m.parameters(), lr=0.05), epochs=3,
+            quiet=True)
+    fig = plot_decision_boundary(m, X, y, path=tmp_path / "b.png", resolution=30)
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.axes and fig.axes[0].get_title() == "decision boundary"
+    plot_loss(h, path=tmp_path / "sub" / "l.png")
+    assert (tmp_path / "sub" / "l.png").read_bytes()[:4] == b"\x89PNG"
+    plot_loss({"loss": [1.0, 0.5, 0.0]})  # a plain dict works, zero loss: linear scale
+    Xm, ym = make_moons(20, seed=0)
+    bm = MLP(2, [4, 1], seed=0)
+    plot_decision_boundary(bm, Xm, signed_labels(ym), resolution=20)
+    with pytest.raises(ValueError, match="N x 2"):
+        plot_decision_boundary(m, [[1.0, 2.0, 3.0]], [0])
+    with pytest.raises(ValueError, match="no steps"):
+        plot_loss(History())
+
+
+def test_fit_compiled_matches_the_engine():
+    pytest.importorskip("tinygrad_scalar.static_train", reason="the compiled path is optional")
+    X, y = make_moons(30, noise=0.1, seed=2)
+    y = signed_labels(y)
+    a, b = MLP(2, [6, 6, 1], seed=4), MLP(2, [6, 6, 1], seed=4)
+    ha = fit(a, X, y, "hinge", optim.SGD(a.parameters(), lr=0.2), epochs=4, batch_size=10,
+             alpha=1e-4, seed=1, quiet=True)
+    hb = fit(b, X, y, "hinge", optim.SGD(b.parameters(), lr=0.2), epochs=4, batch_size=10,
+             alpha=1e-4, seed=1, quiet=True, compiled=True)
+    assert hb.loss == pytest.approx(ha.loss, rel=1e-9) and hb.accuracy == ha.accuracy
+    for k, v in a.state_dict().items():
+        assert b.state_dict()[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+    with pytest.raises(TypeError, match="not both"):
+        fit(a, X, y, step_fn=lambda X, y: (0.0, None), compiled=True)

@@ -1,0 +1,185 @@
+"""Toy 2-D data sets in pure Python (no scikit-learn): moons, circles, blobs and spirals.
+
+Each returns `(X, y)`: X a list of [x0, x1] points (floats), y a list of int class labels
+(0, 1, ...). `seed=` (an int or a random.Random) makes the draw reproducible; without it every
+call differs. The shapes follow scikit-learn's generators of the same names.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import random
+from typing import Sequence, Union
+
+__all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "signed_labels",
+           "train_test_split"]
+
+Seed = Union[int, random.Random, None]
+Points = list[list[float]]
+Labels = list[int]
+
+
+def _rng(seed: Seed) -> random.Random:
+    if seed is None:
+        return random.Random()
+    if isinstance(seed, random.Random):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or a random.Random, got {type(seed).__name__}: "
+                        f"{seed!r}")
+    return random.Random(seed)
+
+
+def _count(n, what: str, least: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < least:
+        raise ValueError(f"{what} must be an int >= {least}, got {n!r}")
+    return int(n)
+
+
+def _nonneg(x, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not x >= 0 or math.isinf(x):
+        raise ValueError(f"{what} must be a finite number >= 0, got {x!r}")
+    return float(x)
+
+
+def _finish(X: Points, y: Labels, rng: random.Random, noise: float, shuffle: bool):
+    if noise:
+        g = rng.gauss
+        X = [[a + g(0.0, noise), b + g(0.0, noise)] for a, b in X]
+    if shuffle:
+        order = list(range(len(X)))
+        rng.shuffle(order)
+        X, y = [X[i] for i in order], [y[i] for i in order]
+    return X, y
+
+
+def _linspace(a: float, b: float, n: int, endpoint: bool = True) -> list[float]:
+    if n == 1:
+        return [a]
+    step = (b - a) / ((n - 1) if endpoint else n)
+    return [a + i * step for i in range(n)]
+
+
+def make_moons(n_samples: int = 100, noise: float = 0.0, seed: Seed = None,
+               shuffle: bool = True) -> tuple[Points, Labels]:
+    """Two interleaving half circles: class 0 the upper moon, class 1 the lower one.
+
+    Not linearly separable, so a network needs a hidden layer: micrograd's demo uses
+    100 points with noise 0.1.
+    """
+    n = _count(n_samples, "n_samples", 2)
+    noise = _nonneg(noise, "noise")
+    rng = _rng(seed)
+    n_out = n // 2
+    n_in = n - n_out
+    X = [[math.cos(t), math.sin(t)] for t in _linspace(0.0, math.pi, n_out)]
+    X += [[1.0 - math.cos(t), 0.5 - math.sin(t)] for t in _linspace(0.0, math.pi, n_in)]
+    y = [0] * n_out + [1] * n_in
+    return _finish(X, y, rng, noise, shuffle)
+
+
+def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5,
+                 seed: Seed = None, shuffle: bool = True) -> tuple[Points, Labels]:
+    """Two concentric circles: class 0 of radius 1, class 1 of radius `factor` (< 1)."""
+    n = _count(n_samples, "n_samples", 2)
+    noise = _nonneg(noise, "noise")
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < 1:
+        raise ValueError(f"factor must be a number in [0, 1), got {factor!r}")
+    rng = _rng(seed)
+    n_out = n // 2
+    n_in = n - n_out
+    X = [[math.cos(t), math.sin(t)] for t in _linspace(0.0, 2 * math.pi, n_out, False)]
+    X += [[factor * math.cos(t), factor * math.sin(t)]
+          for t in _linspace(0.0, 2 * math.pi, n_in, False)]
+    y = [0] * n_out + [1] * n_in
+    return _finish(X, y, rng, noise, shuffle)
+
+
+def make_blobs(n_samples: int = 100, centers: Union[int, Sequence[Sequence[float]]] = 3,
+               cluster_std: float = 1.0, center_box: tuple[float, float] = (-10.0, 10.0),
+               seed: Seed = None, shuffle: bool = True) -> tuple[Points, Labels]:
+    """Gaussian blobs around `centers` (a count, drawn uniformly in center_box, or a list of
+    2-D points); the samples are split as evenly as possible and labelled by blob."""
+    n = _count(n_samples, "n_samples")
+    std = _nonneg(cluster_std, "cluster_std")
+    rng = _rng(seed)
+    if isinstance(centers, numbers.Integral) and not isinstance(centers, bool):
+        k = _count(centers, "centers")
+        lo, hi = center_box
+        if not lo < hi:
+            raise ValueError(f"center_box must be (low, high) with low < high, got {center_box!r}")
+        cs = [[rng.uniform(lo, hi), rng.uniform(lo, hi)] for _ in range(k)]
+    else:
+        try:
+            cs = [[float(a), float(b)] for a, b in centers]
+        except (TypeError, ValueError):
+            raise ValueError(f"centers must be a count or a list of 2-D points, "
+                             f"got {centers!r}") from None
+        if not cs:
+            raise ValueError("centers is an empty list: need at least one blob")
+    k = len(cs)
+    sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    X, y = [], []
+    g = rng.gauss
+    for c, (cx, cy) in enumerate(cs):
+        for _ in range(sizes[c]):
+            X.append([cx + g(0.0, std), cy + g(0.0, std)])
+            y.append(c)
+    return _finish(X, y, rng, 0.0, shuffle)
+
+
+def make_spiral(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
+                turns: float = 4.0, seed: Seed = None,
+                shuffle: bool = True) -> tuple[Points, Labels]:
+    """`n_classes` interleaved spiral arms (CS231n's toy set), radius 0..1.
+
+    Arm j has angles from j*turns to (j+1)*turns radians plus Gaussian angle noise `noise`;
+    the samples are split as evenly as possible between the arms.
+    """
+    n = _count(n_samples, "n_samples")
+    k = _count(n_classes, "n_classes")
+    if n < k:
+        raise ValueError(f"n_samples={n} is fewer than n_classes={k}: every arm needs a point")
+    noise = _nonneg(noise, "noise")
+    if isinstance(turns, bool) or not isinstance(turns, numbers.Real) or not turns > 0:
+        raise ValueError(f"turns must be a positive number of radians, got {turns!r}")
+    rng = _rng(seed)
+    X, y = [], []
+    g = rng.gauss
+    for j in range(k):
+        m = n // k + (1 if j < n % k else 0)
+        radii = _linspace(0.0, 1.0, m)
+        angles = _linspace(j * turns, (j + 1) * turns, m)
+        for r, t in zip(radii, angles):
+            t += g(0.0, noise) if noise else 0.0
+            X.append([r * math.sin(t), r * math.cos(t)])
+            y.append(j)
+    return _finish(X, y, rng, 0.0, shuffle)
+
+
+def signed_labels(y: Sequence[int]) -> list[int]:
+    """0/1 labels as -1/+1 (what the hinge loss expects)."""
+    out = []
+    for i, t in enumerate(y):
+        if t not in (0, 1) or isinstance(t, bool):
+            raise ValueError(f"signed_labels needs 0/1 labels, got {t!r} at position {i}")
+        out.append(2 * int(t) - 1)
+    return out
+
+
+def train_test_split(X: Sequence, y: Sequence, test_fraction: float = 0.25,
+                     seed: Seed = None) -> tuple[list, list, list, list]:
+    """Shuffle and split into (X_train, X_test, y_train, y_test), as scikit-learn orders them."""
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) \
+            or not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    n_test = max(1, round(len(X) * test_fraction))
+    if n_test >= len(X):
+        raise ValueError(f"{len(X)} samples are too few to split off {n_test} for testing")
+    order = list(range(len(X)))
+    _rng(seed).shuffle(order)
+    test, train = order[:n_test], order[n_test:]
+    return ([X[i] for i in train], [X[i] for i in test], [y[i] for i in train],
+            [y[i] for i in test])

@@ -1,0 +1,159 @@
+"""Pictures of training: the loss (and accuracy) curve and a 2-D decision boundary.
+
+Figures are made with matplotlib's object API (`matplotlib.figure.Figure`), never pyplot, so
+nothing here opens a window or changes the global backend: scripts save PNGs headless, and in
+a notebook the returned Figure displays itself (or pass `ax=` to draw into your own axes).
+
+The decision boundary needs the model's output on thousands of grid points; an MLP, Layer or
+Neuron is evaluated there with NumPy from its current weights (the same arithmetic as the
+Values, checked against them in the tests); any other model is called point by point
+under no_grad.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .engine import Value, no_grad
+from .nn import MLP, Layer, Neuron
+
+__all__ = ["plot_loss", "plot_decision_boundary", "predict_grid"]
+
+PathLike = Union[str, os.PathLike]
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def _figure(ax, size=(6.0, 4.5)):
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path: Optional[PathLike]) -> None:
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(path, dpi=110)
+
+
+def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
+              title: str = "training") -> Any:
+    """Loss per step (left axis, log scale) and accuracy per step (right axis, when recorded).
+
+    `history` is a train.History or a dict with 'loss' (and optionally 'accuracy') lists.
+    Returns the Figure; `path` also saves it (PNG by its extension).
+    """
+    loss = history["loss"] if isinstance(history, dict) else history.loss
+    acc = history.get("accuracy") if isinstance(history, dict) else history.accuracy
+    if not loss:
+        raise ValueError("plot_loss: the history has no steps to plot")
+    fig, ax = _figure(ax)
+    steps = range(len(loss))
+    ax.plot(steps, loss, color=_COLORS[0], lw=1.5, label="loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss", color=_COLORS[0])
+    if min(loss) > 0:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if acc and all(a is not None for a in acc):
+        ax2 = ax.twinx()
+        ax2.plot(steps, [100 * a for a in acc], color=_COLORS[1], lw=1.2, label="accuracy")
+        ax2.set_ylabel("accuracy (%)", color=_COLORS[1])
+        ax2.set_ylim(0, 102)
+    _save(fig, path)
+    return fig
+
+
+_NP_ACT: dict[str, Callable] = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # = 1/(1+e^-z), never overflows
+    "linear": lambda z: z,
+}
+
+
+def _layers(model) -> Optional[list]:
+    """(W, b, activation) per layer, from the current .data, or None for other models."""
+    if isinstance(model, Neuron):
+        return [(np.array([[w.data for w in model.w]]), np.array([model.b.data]),
+                 model.activation)]
+    if isinstance(model, Layer):
+        groups = [model]
+    elif isinstance(model, MLP):
+        groups = model.layers
+    else:
+        return None
+    return [(np.array([[w.data for w in n.w] for n in g.neurons]),
+             np.array([n.b.data for n in g.neurons]), g.activation) for g in groups]
+
+
+def predict_grid(model: Callable, points: np.ndarray) -> np.ndarray:
+    """The model's outputs at each row of `points` (N x nin), as an N x nout float array."""
+    points = np.asarray(points, dtype=float)
+    layers = _layers(model)
+    if layers is not None:
+        h = points
+        for W, b, act in layers:
+            h = _NP_ACT[act](h @ W.T + b)
+        return h
+    rows = []
+    with no_grad():
+        for p in points:
+            out = model([float(v) for v in p])
+            out = out if isinstance(out, (list, tuple)) else [out]
+            rows.append([o.data if isinstance(o, Value) else float(o) for o in out])
+    return np.array(rows, dtype=float)
+
+
+def plot_decision_boundary(model: Callable, X: Sequence, y: Sequence, ax=None,
+                           path: Optional[PathLike] = None, title: str = "decision boundary",
+                           resolution: int = 200, margin: float = 0.5) -> Any:
+    """The classes a 2-input model predicts over the plane, with the data on top.
+
+    One output: class by the sign of the score (the hinge/BCE convention, boundary at 0);
+    several outputs: the largest one (cross-entropy). Labels may be -1/+1, 0/1 or 0..k-1.
+    `resolution` grid points per axis. Returns the Figure; `path` also saves it.
+    """
+    from matplotlib.colors import ListedColormap
+    pts = np.asarray(X, dtype=float)
+    labels = list(y)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary needs 2-D points (N x 2), got shape {pts.shape}")
+    if len(labels) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(labels)} labels")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    classes = sorted(set(labels))
+    lo, hi = pts.min(axis=0) - margin, pts.max(axis=0) + margin
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    out = predict_grid(model, np.column_stack([gx.ravel(), gy.ravel()]))
+    if out.shape[1] == 1:
+        # class index into `classes`: the lower label on the negative side
+        pred = (out[:, 0] > 0).astype(int)
+        score = out[:, 0].reshape(gx.shape)
+    else:
+        pred = out.argmax(axis=1)
+        score = None
+    k = max(len(classes), int(pred.max()) + 1)
+    cmap = ListedColormap(_COLORS[:k])
+    fig, ax = _figure(ax, (5.5, 5.0))
+    ax.contourf(gx, gy, pred.reshape(gx.shape), levels=np.arange(k + 1) - 0.5, cmap=cmap,
+                alpha=0.25)
+    if score is not None and score.min() < 0 < score.max():
+        ax.contour(gx, gy, score, levels=[0.0], colors="k", linewidths=1.0)
+    index = {c: i for i, c in enumerate(classes)}
+    colors = [_COLORS[index[c] % len(_COLORS)] for c in labels]
+    ax.scatter(pts[:, 0], pts[:, 1], c=colors, s=22, edgecolors="k", linewidths=0.5)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    _save(fig, path)
+    return fig

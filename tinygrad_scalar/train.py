@@ -1,0 +1,299 @@
+"""Training loops: one step (forward, loss, backward, update) and `fit` over epochs of minibatches.
+
+`fit` does not hard-wire how a step is computed: it calls a *step function*
+`step_fn(X_batch, y_batch) -> (loss, accuracy)`. The default, `TrainStep`, runs the engine
+(Values, backward, optimizer); any other callable with that signature (for example a compiled
+replay of the same graph) can be passed as `fit(..., step_fn=...)` and gets the same batching,
+progress bar and history.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+from . import losses as _losses
+from .engine import Value, no_grad
+from .optim import Optimizer
+
+__all__ = ["History", "TrainStep", "fit", "evaluate", "moons_step", "accuracy", "LOSSES"]
+
+StepFn = Callable[[Sequence, Sequence], tuple]
+LossFn = Callable[[list, Sequence], Value]
+AccFn = Callable[[list, Sequence], Optional[float]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy: how a model's outputs become class decisions, per loss.
+
+def _data(v) -> float:
+    return v.data if isinstance(v, Value) else float(v)
+
+
+def _sign_accuracy(outputs: list, targets: Sequence) -> float:
+    """Labels -1/+1 (hinge): correct when score and label have the same sign."""
+    return sum((_data(s) > 0) == (t > 0) for s, t in zip(outputs, targets)) / len(outputs)
+
+
+def _logit_accuracy(outputs: list, targets: Sequence) -> float:
+    """Targets 0/1 (binary cross-entropy): predict 1 when the logit is positive."""
+    return sum((_data(s) > 0) == (t >= 0.5) for s, t in zip(outputs, targets)) / len(outputs)
+
+
+def _argmax_accuracy(outputs: list, targets: Sequence) -> float:
+    """Class indices (cross-entropy): predict the largest logit."""
+    hits = 0
+    for row, t in zip(outputs, targets):
+        vals = [_data(v) for v in row]
+        hits += max(range(len(vals)), key=vals.__getitem__) == t
+    return hits / len(outputs)
+
+
+LOSSES: dict[str, tuple[LossFn, Optional[AccFn]]] = {
+    "hinge": (_losses.hinge, _sign_accuracy),
+    "binary_cross_entropy": (_losses.binary_cross_entropy, _logit_accuracy),
+    "bce": (_losses.binary_cross_entropy, _logit_accuracy),
+    "cross_entropy": (_losses.cross_entropy, _argmax_accuracy),
+    "mse": (_losses.mse, None),
+}
+
+
+def accuracy(outputs: list, targets: Sequence, loss: str = "hinge") -> Optional[float]:
+    """The fraction of correct decisions for outputs trained with `loss` (None for 'mse')."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    if len(outputs) != len(targets) or not outputs:
+        raise ValueError(f"accuracy needs as many outputs as targets (and at least one), "
+                         f"got {len(outputs)} and {len(targets)}")
+    fn = LOSSES[loss][1]
+    return None if fn is None else fn(outputs, targets)
+
+
+def _resolve(loss: Union[str, LossFn], acc: Optional[AccFn]) -> tuple[LossFn, Optional[AccFn]]:
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable "
+                             f"loss(outputs, targets) -> Value, got {loss!r}")
+        fn, default_acc = LOSSES[loss]
+        return fn, (acc if acc is not None else default_acc)
+    if not callable(loss):
+        raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}: {loss!r}")
+    return loss, acc
+
+
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0 \
+            or math.isinf(alpha):
+        raise ValueError(f"alpha (the L2 weight) must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# One step.
+
+class TrainStep:
+    """One optimisation step on the engine: forward every sample, loss (+ alpha * L2),
+    zero_grad, backward, optimizer.step(). Returns (loss, accuracy) of the batch as it was
+    *before* the update (the numbers the forward pass saw)."""
+
+    def __init__(self, model: Callable, loss: Union[str, LossFn], optimizer: Optimizer,
+                 alpha: float = 0.0, accuracy: Optional[AccFn] = None):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
+                            f"got {type(optimizer).__name__}: {optimizer!r}")
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn, self.accuracy_fn = _resolve(loss, accuracy)
+        self.alpha = _check_alpha(alpha)
+        self.params = optimizer.params
+
+    def __call__(self, X: Sequence, y: Sequence) -> tuple[float, Optional[float]]:
+        model = self.model
+        outputs = [model(x) for x in X]
+        total = self.loss_fn(outputs, y)
+        if self.alpha:
+            total = total + _losses.l2(self.params, self.alpha)
+        opt = self.optimizer
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        acc = self.accuracy_fn(outputs, y) if self.accuracy_fn is not None else None
+        return total.data, acc
+
+
+def moons_step(model: Callable, X: Sequence, y: Sequence, lr: float,
+               alpha: float = 1e-4) -> tuple[float, float]:
+    """micrograd's demo step, spelled out: hinge loss (labels -1/+1) + alpha * L2 over the whole
+    batch, backward, then p -= lr * p.grad. Returns (loss, accuracy) before the update."""
+    params = model.parameters()
+    scores = [model(x) for x in X]
+    total = _losses.hinge(scores, y) + _losses.l2(params, alpha)
+    for p in params:
+        p.grad = 0.0
+    total.backward()
+    for p in params:
+        p.data -= lr * p.grad
+    return total.data, _sign_accuracy(scores, y)
+
+
+def evaluate(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "hinge",
+             accuracy: Optional[AccFn] = None) -> tuple[float, Optional[float]]:
+    """(loss, accuracy) of the model on (X, y), recording no graph (no_grad)."""
+    loss_fn, acc_fn = _resolve(loss, accuracy)
+    with no_grad():
+        outputs = [model(x) for x in X]
+        value = loss_fn(outputs, y)
+    return value.data, (acc_fn(outputs, y) if acc_fn is not None else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many steps.
+
+@dataclass
+class History:
+    """What fit recorded. `loss`, `accuracy` and `lr` hold one entry per step (the batch's
+    numbers before that step's update); `epoch_loss`/`epoch_accuracy` are sample-weighted
+    means per epoch."""
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    epoch_loss: list = field(default_factory=list)
+    epoch_accuracy: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.loss)
+
+    def steps_to(self, target: float = 1.0) -> Optional[int]:
+        """How many updates had been applied when the batch accuracy first reached `target`
+        (0: already before training), or None if it never did."""
+        for k, a in enumerate(self.accuracy):
+            if a is not None and a >= target:
+                return k
+        return None
+
+    def as_dict(self) -> dict:
+        return {"loss": list(self.loss), "accuracy": list(self.accuracy), "lr": list(self.lr),
+                "epoch_loss": list(self.epoch_loss),
+                "epoch_accuracy": list(self.epoch_accuracy), "seconds": self.seconds}
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress(total: int, desc: str, quiet: bool = False, file=None):
+    """A tqdm bar, disabled when quiet or when its stream is not a terminal (logs, CI, tests)."""
+    from tqdm.auto import tqdm
+    stream = sys.stderr if file is None else file
+    return tqdm(total=total, desc=desc, file=stream, leave=True, dynamic_ncols=True,
+                disable=quiet or not _is_terminal(stream))
+
+
+def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "hinge",
+        optimizer: Optional[Optimizer] = None, *, epochs: int = 100,
+        batch_size: Optional[int] = None, alpha: float = 0.0, shuffle: bool = True,
+        seed: Union[int, random.Random, None] = None, accuracy: Optional[AccFn] = None,
+        step_fn: Optional[StepFn] = None, callback: Optional[Callable[[History], Any]] = None,
+        quiet: bool = False, desc: str = "training", file=None,
+        compiled: bool = False) -> History:
+    """Train for `epochs` passes over (X, y) in minibatches and return the History.
+
+    loss: 'hinge' (labels -1/+1), 'bce' (targets 0/1), 'cross_entropy' (class indices),
+    'mse', or a callable loss(outputs, targets) -> Value. alpha adds alpha * L2 of the
+    parameters. batch_size=None uses the whole set each step (one step per epoch); otherwise
+    each epoch is shuffled (seeded by `seed`) unless shuffle=False. step_fn replaces the
+    engine step (see TrainStep); callback(history) is called after every step and stops
+    training by returning True. The progress bar is quiet when asked or not on a terminal.
+    compiled=True traces one example's loss once and replays every minibatch with NumPy
+    (static_train.CompiledStep: same numbers, far faster); it needs a loss given by name.
+    """
+    n = len(X)
+    if n != len(y):
+        raise ValueError(f"X has {n} rows but y has {len(y)} targets")
+    if n == 0:
+        raise ValueError("fit needs at least one training sample, got none")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    if batch_size is None:
+        batch_size = n
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if step_fn is None:
+        if optimizer is None:
+            raise TypeError("fit needs an optimizer (e.g. optim.SGD(model.parameters(), lr=0.1)) "
+                            "or a step_fn")
+        if compiled:
+            if not isinstance(loss, str):
+                raise TypeError("compiled=True needs the loss by name ('hinge', 'mse', 'bce', "
+                                "'cross_entropy'): a batch loss callable cannot be traced per "
+                                "example (use static_train.CompiledStep with a per-example loss)")
+            from .static_train import CompiledStep  # imported here: numpy replay is optional
+            step_fn = CompiledStep(model, loss, optimizer, alpha, accuracy=accuracy)
+        else:
+            step_fn = TrainStep(model, loss, optimizer, alpha, accuracy)
+    elif compiled:
+        raise TypeError("pass either step_fn= or compiled=True, not both")
+    elif not callable(step_fn):
+        raise TypeError(f"step_fn must be callable as step_fn(X_batch, y_batch) -> (loss, "
+                        f"accuracy), got {type(step_fn).__name__}")
+    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+    per_epoch = math.ceil(n / batch_size)
+    hist = History()
+    order = list(range(n))
+    t0 = time.perf_counter()
+    bar = progress(epochs * per_epoch, desc, quiet, file)
+    stop = False
+    try:
+        for _ in range(epochs):
+            if shuffle and batch_size < n:
+                rng.shuffle(order)
+            e_loss = e_acc = 0.0
+            e_has_acc = True
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                if batch_size >= n:
+                    Xb, yb = X, y
+                else:
+                    Xb, yb = [X[i] for i in idx], [y[i] for i in idx]
+                lr = optimizer.current_lr() if optimizer is not None else None
+                step_loss, step_acc = step_fn(Xb, yb)
+                step_loss = float(step_loss)
+                if not math.isfinite(step_loss):
+                    raise FloatingPointError(f"the loss became {step_loss!r} at step "
+                                             f"{hist.steps}: lower the learning rate")
+                hist.loss.append(step_loss)
+                hist.accuracy.append(step_acc)
+                hist.lr.append(lr)
+                e_loss += step_loss * len(idx)
+                if step_acc is None:
+                    e_has_acc = False
+                else:
+                    e_acc += step_acc * len(idx)
+                post = {"loss": f"{step_loss:.4f}"}
+                if step_acc is not None:
+                    post["acc"] = f"{step_acc:.1%}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+                if callback is not None and callback(hist):
+                    stop = True
+                    break
+            if stop and start + batch_size < n:  # a partial epoch gets no epoch entry
+                break
+            hist.epoch_loss.append(e_loss / n)
+            hist.epoch_accuracy.append(e_acc / n if e_has_acc else None)
+            if stop:
+                break
+    finally:
+        bar.close()
+        hist.seconds = time.perf_counter() - t0
+    return hist
