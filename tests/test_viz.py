@@ -124,6 +124,9 @@ def test_records_ops_and_edges_of_a_small_graph():
     assert len(ops) == sum(1 for v in topo if not v.is_leaf)
     for i, v in enumerate(topo):
         f = fields(nodes[f"n{i}"]["label"])
+        if v.is_constant:  # a constant shows its value only: its gradient means nothing
+            assert len(f) == 1 and number_of(f[0]) == pytest.approx(v.data, rel=1e-3)
+            continue
         assert f[:-2] == ([v.label] if v.label else [])
         assert number_of(f[-2]) == pytest.approx(v.data, rel=1e-3)
         assert number_of(f[-1]) == pytest.approx(v.grad, rel=1e-3)
@@ -226,6 +229,8 @@ def test_show_grad_false_and_grads_mapping():
     nodes, _, _ = parse(draw_dot(d, grads={d: 1.0, c: Value(0.25)}).source)
     topo = topological_order(d)
     for i, v in enumerate(topo):
+        if v.is_constant:
+            continue  # constants show no gradient
         want = 1.0 if v is d else 0.25 if v is c else 0.0  # missing -> drawn as 0
         assert number_of(fields(nodes[f"n{i}"]["label"])[-1]) == want
     assert {v: v.grad for v in topo} == before  # grads= never touches .grad
@@ -598,3 +603,23 @@ def test_executed_notebook_shows_svg(tmp_path):
     assert "image/svg+xml" in outs[1][0]["data"]
     assert "image/svg+xml" in outs[2][0]["data"]
     assert outs[3][0]["data"]["text/html"].count("<svg") == 2
+
+
+def test_constants_show_no_gradient_and_repr_has_no_address():
+    x = Value(-3.0, "x")
+    y = x ** 2  # the exponent 2 is a constant; d y / d exponent is nan for a negative base
+    y.backward()
+    src = draw_dot(y).source
+    assert "nan" not in src and '"{ data 2 }"' in src
+    assert "0x" not in repr(draw_dot(y))
+
+
+def test_frames_player_html_is_deterministic_across_processes():
+    import subprocess
+    import sys
+    code = ("from tinygrad_scalar import Value\nfrom tinygrad_scalar.teach import backprop_frames\n"
+            "a = Value(2.0, 'a'); b = Value(1.0, 'b'); e = (a + b) * (b + 1)\n"
+            "print(backprop_frames(e).to_html())")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and "tgs-frames-" in runs[0]

@@ -70,6 +70,9 @@ class Drawing(graphviz.Digraph):
     GraphvizNotFoundError, which says how to install it.
     """
 
+    def __repr__(self) -> str:  # no memory address: executed notebooks stay byte-identical
+        return f"<Drawing: {len(self.body)} DOT statements>"
+
     def pipe(self, *args, **kwargs):
         try:
             return super().pipe(*args, **kwargs)
@@ -330,7 +333,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
     def value_fields(v: Value, head: str) -> str:
         parts = [head] if head else []
         parts.append("data " + format_number(v.data, precision))
-        if show_grad:
+        if show_grad and not v.is_constant:  # a constant's gradient means nothing to a learner
             parts.append("grad " + format_number(grad_of(v), precision))
         return fields(parts)
 

@@ -13,7 +13,8 @@ import json
 import os
 import pathlib
 import re
-import uuid
+import hashlib
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Union
 
@@ -38,6 +39,9 @@ def caption(step: Step, total: int, digits: int = 4) -> str:
 def title(step: Step, total: int, digits: int = 4) -> str:
     """The short title drawn above a frame (the caption's first part; the player shows all)."""
     return f"backward step {step.index}/{total}: at {step.name}, grad {fmt(step.grad, digits)}"
+
+
+_PLAYERS = itertools.count()
 
 
 class Frames:
@@ -163,9 +167,13 @@ class Frames:
         if n == 0:
             root = html.escape(self.narration.names[self.root])
             return f"<div>{root} is a leaf, so backward takes no steps: no frames.</div>"
-        pid = f"tgs-frames-{uuid.uuid4().hex[:16]}"
+        svgs = self.svgs()
+        # a deterministic id (content hash + a per-process counter): unique on a page, and an
+        # executed notebook re-runs to the same bytes
+        digest = hashlib.sha1("".join(svgs).encode()).hexdigest()[:12]
+        pid = f"tgs-frames-{digest}-{next(_PLAYERS)}"
         frames = []
-        for i, svg in enumerate(self.svgs()):
+        for i, svg in enumerate(svgs):
             svg = _SVG_PROLOGUE.sub("", svg, count=1)
             hide = "" if i == 0 else "display:none"
             frames.append(f'<div class="tgs-frame" style="{hide}">{svg}</div>')
