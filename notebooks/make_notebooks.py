@@ -1,0 +1,191 @@
+"""Build the teaching notebooks from their sources, run them, and write them with their outputs.
+
+Each notebook has one source file, `notebooks/src/nbNN_<name>.py`, holding two names:
+
+    FILE = "01_computation_graphs.ipynb"      # the notebook written next to this script
+    CELLS = [("md", r'''# Title ...'''),     # Markdown (LaTeX between $...$ works)
+             ("code", r'''x = 1 + 1'''), ...]  # code, run in order by a python3 kernel
+
+Text is dedented and stripped, so cells can be indented freely inside the list. To add a
+notebook, add a source file; its key is the two digits after `nb`.
+
+    .venv/bin/python notebooks/make_notebooks.py            # build and run every notebook
+    .venv/bin/python notebooks/make_notebooks.py 01 03      # only these
+    .venv/bin/python notebooks/make_notebooks.py --check    # run and compare; write nothing
+    .venv/bin/python notebooks/make_notebooks.py --list
+
+Notebooks run with the kernel `python3` and the notebooks folder as the working directory (as
+nbmake runs them in `make test`). Whatever would change between two runs is made fixed: cell ids
+come from the position, execution timings are not recorded, reprs that only name a memory
+address (`<Drawing at 0x7f...>`, next to the picture itself) are dropped, and the language
+metadata keeps no version numbers. So a re-run writes the same bytes, and `--check` tells
+whether a committed notebook is what its source gives.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable, Optional
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE / "src"
+KERNEL = "python3"
+CELL_TIMEOUT = 300  # seconds per cell; every notebook is meant to run in well under a minute
+KINDS = ("md", "code")
+_ADDRESS_ONLY = re.compile(r"\A<[^<>\n]* at 0x[0-9a-fA-F]+>\Z")
+_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]{4,}\b")
+
+
+def sources() -> dict[str, Path]:
+    """Every notebook source, by key ('01', '02', ...), in order."""
+    found = {}
+    for p in sorted(SRC.glob("nb[0-9][0-9]_*.py")):
+        found[p.name[2:4]] = p
+    return found
+
+
+def load(path: Path) -> ModuleType:
+    """A source file as a module (it is plain data: FILE and CELLS)."""
+    spec = importlib.util.spec_from_file_location(f"_nbsrc_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    for name in ("FILE", "CELLS"):
+        if not hasattr(mod, name):
+            raise ValueError(f"{path}: a notebook source must define {name}")
+    if not (isinstance(mod.FILE, str) and mod.FILE.endswith(".ipynb") and "/" not in mod.FILE):
+        raise ValueError(f"{path}: FILE must be a file name ending in .ipynb, got {mod.FILE!r}")
+    for i, cell in enumerate(mod.CELLS):
+        if not (isinstance(cell, tuple) and len(cell) == 2 and cell[0] in KINDS
+                and isinstance(cell[1], str)):
+            raise ValueError(f"{path}: cell {i} must be ('md' or 'code', text), got {cell!r:.80}")
+    return mod
+
+
+def cell_text(text: str) -> str:
+    return textwrap.dedent(text).strip("\n").rstrip()
+
+
+def build(mod: ModuleType, key: str) -> nbformat.NotebookNode:
+    """The notebook of a source, not yet run: fixed cell ids and metadata."""
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, text) in enumerate(mod.CELLS):
+        make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
+        cell = make(cell_text(text))
+        cell.id = f"nb{key}-{i:03d}"
+        nb.cells.append(cell)
+    nb.metadata = {
+        "kernelspec": {"name": KERNEL, "display_name": "Python 3 (ipykernel)",
+                       "language": "python"},
+        "language_info": {"name": "python", "pygments_lexer": "ipython3"},
+    }
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Run every cell in a fresh python3 kernel, working directory notebooks/."""
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL, record_timing=False,
+                            resources={"metadata": {"path": str(HERE)}})
+    client.execute()
+    return nb
+
+
+def coalesce_streams(outputs: list) -> list:
+    """Consecutive prints to the same stream as one output: how the kernel splits them into
+    messages depends on timing."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None
+                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+            prev["text"] = prev["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
+def normalise(nb: nbformat.NotebookNode, key: str) -> nbformat.NotebookNode:
+    """Remove what differs between runs; fail loudly on what cannot be removed."""
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    for i, cell in enumerate(nb.cells):
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = coalesce_streams(cell.outputs)
+        for out in cell.outputs:
+            if out.get("output_type") == "error":
+                raise RuntimeError(f"notebook {key}, cell {i}: {out.get('ename')}: "
+                                   f"{out.get('evalue')}")
+            data = out.get("data")
+            if not data:
+                text = out.get("text", "")
+                if _ADDRESS.search(text):
+                    raise RuntimeError(f"notebook {key}, cell {i} prints a memory address, which "
+                                       f"changes on every run: {text.strip()[:120]!r}")
+                continue
+            plain = data.get("text/plain", "")
+            if _ADDRESS_ONLY.match(plain.strip()) and len(data) > 1:
+                del data["text/plain"]  # '<Drawing at 0x...>': the picture next to it is the output
+            elif _ADDRESS.search(plain):
+                raise RuntimeError(f"notebook {key}, cell {i} shows a memory address, which "
+                                   f"changes on every run: {plain.strip()[:120]!r}")
+    return nb
+
+
+def make(key: str, path: Path, check: bool = False) -> bool:
+    """Build, run and write (or, with check, compare) one notebook. True when up to date."""
+    mod = load(path)
+    t0 = time.perf_counter()
+    nb = normalise(execute(build(mod, key)), key)
+    seconds = time.perf_counter() - t0
+    nbformat.validate(nb)
+    text = nbformat.writes(nb)
+    text += "" if text.endswith("\n") else "\n"
+    target = HERE / mod.FILE
+    same = target.exists() and target.read_text(encoding="utf-8") == text
+    if check:
+        state = "up to date" if same else ("MISSING" if not target.exists() else "DIFFERS")
+        print(f"{mod.FILE}: {state} (ran in {seconds:.1f} s)", file=sys.stderr)
+    else:
+        if not same:
+            target.write_text(text, encoding="utf-8")
+        print(f"{mod.FILE}: {'unchanged' if same else 'written'} (ran in {seconds:.1f} s)",
+              file=sys.stderr)
+    return same
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("keys", nargs="*", help="notebooks to build, e.g. 01 03 (default: all)")
+    parser.add_argument("--check", action="store_true",
+                        help="run and compare with the committed notebooks; write nothing")
+    parser.add_argument("--list", action="store_true", help="list the notebook sources")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    found = sources()
+    if args.list:
+        for key, path in found.items():
+            print(f"{key}  {load(path).FILE}  ({path.relative_to(HERE)})")
+        return 0
+    keys = [k.zfill(2) for k in args.keys] or list(found)
+    unknown = [k for k in keys if k not in found]
+    if unknown:
+        parser.error(f"no notebook source for {', '.join(unknown)}; known: {', '.join(found)}")
+    stale = [k for k in keys if not make(k, found[k], check=args.check)]
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)}; run notebooks/make_notebooks.py "
+              f"{' '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

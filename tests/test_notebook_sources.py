@@ -1,0 +1,96 @@
+"""The committed teaching notebooks are what their sources give, and were run to the end.
+
+`make test` executes every notebook with nbmake; these checks are the cheap complement that
+needs no kernel: a notebook edited by hand (and not its source in notebooks/src/), or committed
+without running it, fails here with the command that regenerates it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nbformat", reason="nbformat is needed to read the notebooks")
+pytest.importorskip("nbclient", reason="nbclient is needed by the notebook generator")
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_notebooks",
+                                                  NOTEBOOKS / "make_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+GEN = _generator()
+SOURCES = GEN.sources()
+
+
+def test_there_are_sources():
+    assert {"01", "02", "03", "06"} <= set(SOURCES)
+
+
+@pytest.mark.parametrize("key", sorted(SOURCES))
+def test_notebook_matches_its_source_and_was_run(key):
+    mod = GEN.load(SOURCES[key])
+    path = NOTEBOOKS / mod.FILE
+    hint = f"run: .venv/bin/python notebooks/make_notebooks.py {key}"
+    assert path.exists(), f"{mod.FILE} is missing; {hint}"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    want = GEN.build(mod, key)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    got_cells = [(c["cell_type"], c["id"], "".join(c["source"])) for c in nb["cells"]]
+    want_cells = [(c.cell_type, c.id, c.source) for c in want.cells]
+    assert got_cells == want_cells, f"{mod.FILE} differs from {SOURCES[key].name}; {hint}"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), \
+        f"{mod.FILE} was not run top to bottom; {hint}"
+    for c in code:
+        assert not any(o.get("output_type") == "error" for o in c["outputs"]), c["source"]
+        assert "execution" not in c.get("metadata", {}), "timings recorded; " + hint
+
+
+EXERCISE = re.compile(r"(?m)^(#+\s*|\*\*)Exercise \d")
+
+
+@pytest.mark.parametrize("key", sorted(SOURCES))
+def test_every_notebook_has_checked_exercises(key):
+    # at least two exercises ("**Exercise 1.**" or "### Exercise 1: ..."), and after each one,
+    # before the next, a code cell that checks the answer with assert
+    cells = GEN.load(SOURCES[key]).CELLS
+    starts = [i for i, (kind, text) in enumerate(cells)
+              if kind == "md" and EXERCISE.search(GEN.cell_text(text))]
+    assert len(starts) >= 2, f"notebook {key}: fewer than two exercises"
+    for a, b in zip(starts, starts[1:] + [len(cells)]):
+        assert any(kind == "code" and "assert" in text for kind, text in cells[a + 1:b]), \
+            f"notebook {key}: no assert checks the exercise in cell {a}"
+
+
+def test_cells_are_normalised_deterministically():
+    # the two things that made re-runs differ: split prints and address-only reprs
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="[[1 2]\n [3 4]]"),
+        nbformat.v4.new_output("stream", name="stdout", text="\n"),
+        nbformat.v4.new_output("display_data", data={
+            "image/svg+xml": "<svg/>", "text/plain": "<tinygrad_scalar.viz.Drawing at 0x7f3a>"}),
+    ]
+    cell.metadata["execution"] = {"iopub.status.idle": "2024-01-01T00:00:00Z"}
+    nb.cells = [cell]
+    GEN.normalise(nb, "xx")
+    outs = nb.cells[0].outputs
+    assert outs[0]["text"] == "[[1 2]\n [3 4]]\n" and len(outs) == 2
+    assert outs[1]["data"] == {"image/svg+xml": "<svg/>"}
+    assert "execution" not in nb.cells[0].metadata
+    # a memory address that is the only output cannot be dropped: an error, not a silent diff
+    cell.outputs = [nbformat.v4.new_output("execute_result", execution_count=1,
+                                           data={"text/plain": "<object at 0xdeadbeef>"})]
+    with pytest.raises(RuntimeError, match="memory address"):
+        GEN.normalise(nb, "xx")
