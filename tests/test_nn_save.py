@@ -78,7 +78,9 @@ def test_save_is_atomic_and_leaves_no_temp_files(model, tmp_path, monkeypatch):
     assert MLP.load(path).state_dict() == other.state_dict()
     assert sorted(os.listdir(tmp_path)) == ["m.json"]
     mode = os.stat(path).st_mode & 0o777
-    assert mode == nn._FILE_MODE  # like a file opened normally, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # like a file opened normally, not mkstemp's 0600
 
 
 def test_save_refuses_non_finite_parameters(model, tmp_path):

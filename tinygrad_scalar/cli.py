@@ -13,7 +13,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from typing import Any, NoReturn, Optional, Sequence
 
 PROG = "tinygrad-scalar"
@@ -152,29 +151,10 @@ def _check_output(path: str, flag: str) -> None:
         raise UsageError(f"{flag} {path!r}: the folder {parent!r} does not exist")
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and os.replace, so a
-    reader never sees half a file and a failure leaves any old file untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _draw(root, fmt: str, path: str, edge_labels: bool) -> None:
     import graphviz
 
+    from .files import write_atomic
     from .viz import draw_dot
     try:
         data = draw_dot(root, format=fmt, edge_labels=edge_labels).pipe(format=fmt)

@@ -13,11 +13,11 @@ import math
 import numbers
 import os
 import random
-import tempfile
 from functools import partial
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 from .engine import MUL, OPS, SUM, Value, _binary, _nary, _unary
+from .files import write_atomic
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "ModelFileError", "ACTIVATIONS"]
 
@@ -32,15 +32,6 @@ Input = Union[float, int, Value, Sequence[Union[float, int, Value]]]
 # which skips one Python frame per product and per activation.
 _mul = partial(_binary, MUL)
 _ACT = {name: partial(_unary, OPS[name]) for name in ("relu", "tanh", "sigmoid")}
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file (mkstemp gives 0600)
 
 
 class ModelFileError(ValueError):
@@ -203,22 +194,7 @@ class Module:
         doc = {"format": FORMAT, "version": VERSION, "architecture": self.architecture(),
                "parameters": params}
         text = json.dumps(doc, indent=1, allow_nan=False)
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, _FILE_MODE)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(path, text)
 
     load = _Load()
 

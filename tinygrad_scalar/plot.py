@@ -11,12 +11,14 @@ under no_grad.
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from .engine import Value, no_grad
+from .files import write_atomic
 from .nn import MLP, Layer, Neuron
 
 __all__ = ["plot_loss", "plot_decision_boundary", "predict_grid"]
@@ -38,7 +40,10 @@ def _save(fig, path: Optional[PathLike]) -> None:
     if path is not None:
         folder = os.path.dirname(os.path.abspath(os.fspath(path)))
         os.makedirs(folder, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        buf = io.BytesIO()
+        fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+        fig.savefig(buf, dpi=110, format=fmt)
+        write_atomic(path, buf.getvalue())
 
 
 def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,

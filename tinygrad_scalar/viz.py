@@ -24,6 +24,7 @@ from typing import Iterable, Mapping, Optional, Union
 import graphviz
 
 from .engine import Value, topological_order
+from .files import write_atomic
 
 __all__ = ["draw_dot", "Drawing", "GraphvizNotFoundError", "show", "show_backward", "to_svg",
            "render_to", "Picture", "Pictures", "cluster_paths", "format_number",
@@ -493,10 +494,8 @@ def render_to(x: GraphOrValue, path: Union[str, os.PathLike], **options) -> path
         raise ValueError(f"cannot tell the format from the file name {str(path)!r}: use a "
                          "suffix such as .svg, .png, .pdf or .dot")
     g = _as_drawing(x, options)
-    if fmt == "dot":
-        path.write_text(g.source, encoding="utf-8")
-    else:
-        path.write_bytes(_pipe(g, fmt, f"write {str(path)!r}"))
+    data = g.source if fmt == "dot" else _pipe(g, fmt, f"write {str(path)!r}")
+    write_atomic(path, data)
     return path
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Union
 
 from ..engine import Value
+from ..files import write_atomic
 from ._graph import check_value, fmt
 from .narration import Narration, Step, narrate
 
@@ -150,7 +151,7 @@ class Frames:
         out = []
         for i, svg in enumerate(self.svgs()):
             p = folder / f"{prefix}_{i + 1:0{width}d}.svg"
-            p.write_text(svg, encoding="utf-8")
+            write_atomic(p, svg)
             out.append(p)
         return out
 
