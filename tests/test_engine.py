@@ -306,6 +306,11 @@ def test_value_rejects_non_numbers(bad):
     assert type(bad).__name__ in str(e.value) and "real number" in str(e.value)
 
 
+def test_label_must_be_a_string():
+    with pytest.raises(TypeError, match="label must be a string, got int"):
+        Value(1.0, label=3)
+
+
 def test_operators_reject_non_numbers():
     with pytest.raises(TypeError, match="unsupported operand"):
         Value(1.0) + "a"

@@ -254,6 +254,8 @@ class Value:
     def __init__(self, data: Number, label: str = ""):
         self.data = _as_float(data)
         self.grad = 0.0
+        if type(label) is not str:
+            raise TypeError(f"label must be a string, got {type(label).__name__}: {label!r}")
         self.label = label
         self._fn = self._a = self._b = self._da = self._db = self._gv = None
 
