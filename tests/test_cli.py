@@ -324,3 +324,11 @@ def test_fuzz_main_json_output_is_strict_json(rest):
     if code == 0 and out and "--help" not in rest and "-h" not in rest:
         doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
         assert doc["expression"] == "a*b + log(a)"
+
+
+def test_demo_compiled_through_the_command_line(tmp_path):
+    r = run("demo", "--compiled", "--quiet", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "accuracy 100.0%" in r.stdout.splitlines()[0]  # moons, through the NumPy replay
+    assert (tmp_path / "out" / "neuron.svg").exists()
+    assert (tmp_path / "out" / "moons_boundary.png").stat().st_size > 1000

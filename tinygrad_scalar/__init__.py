@@ -19,6 +19,16 @@ __all__ = [
     "gradcheck", "gradcheck_report", "GradcheckReport", "GradcheckError",
     "narrate", "paths", "forward_mode", "mode_costs", "backprop_frames",
     "draw_dot", "show", "show_backward", "to_svg", "render_to", "GraphvizNotFoundError",
-    "parse_expr", "ExprError",
+    "parse_expr", "ExprError", "Program", "trace", "TraceError",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"Program": "static", "trace": "static", "TraceError": "static"}
+
+
+def __getattr__(name: str):
+    """The static replay needs NumPy: import it only when one of its names is asked for."""
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'tinygrad_scalar' has no attribute {name!r}")

@@ -76,7 +76,8 @@ class _Failure(Exception):
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    run_demo(out=args.out, steps=args.steps, seed=args.seed, quiet=args.quiet)
+    run_demo(out=args.out, steps=args.steps, seed=args.seed, quiet=args.quiet,
+             compiled=args.compiled)
     return EXIT_OK
 
 
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training steps for moons")
     demo.add_argument("--seed", type=_int, default=None, metavar="S", help="random seed")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--compiled", action="store_true",
+                      help="train through the traced graph replayed with NumPy (same results, "
+                           "much faster)")
     demo.set_defaults(func=_demo)
 
     grad = sub.add_parser(

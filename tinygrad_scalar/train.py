@@ -192,7 +192,10 @@ def _is_terminal(stream) -> bool:
 
 def progress(total: int, desc: str, quiet: bool = False, file=None):
     """A tqdm bar, disabled when quiet or when its stream is not a terminal (logs, CI, tests)."""
-    from tqdm.auto import tqdm
+    import warnings
+    with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns on import
+        warnings.simplefilter("ignore")  # and falls back to the text bar, which is what we want
+        from tqdm.auto import tqdm
     stream = sys.stderr if file is None else file
     return tqdm(total=total, desc=desc, file=stream, leave=True, dynamic_ncols=True,
                 disable=quiet or not _is_terminal(stream))

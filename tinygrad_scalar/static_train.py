@@ -1,0 +1,248 @@
+"""Training through a compiled (static) graph: trace one example's loss, replay whole batches.
+
+`CompiledStep` is a drop-in step function for `train.fit` (`fit(..., compiled=True)` builds
+one): it traces the per-example loss of the model once, as a function of the example's inputs
+and target (placeholders) and of the parameters (state), then every step feeds a minibatch as
+arrays, takes the mean over the batch plus alpha * L2 of the parameters, writes each
+parameter's gradient into `.grad` and calls the optimizer, exactly like the engine's
+`TrainStep` but with one NumPy call per group of same-depth operations instead of one Python
+object per node and example.
+
+The per-example losses here are written *branch-free*, because a static graph cannot follow
+Python `if`s on data: the engine's losses shift by the largest logit's `.data` (a constant
+chosen per example) and branch on a logit's sign; the static versions compute the shift inside
+the graph with relu (max(a, b) = a + relu(b - a)), which is just as stable and has the same
+gradient (the shift's own gradient cancels exactly in log-sum-exp).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import engine
+from .engine import SUM, Value, _nary
+from .static import Program, TraceError
+
+__all__ = ["CompiledStep", "STATIC_LOSSES", "static_hinge", "static_mse", "static_bce",
+           "static_cross_entropy"]
+
+
+def _vsum(terms: list) -> Value:
+    return terms[0] if len(terms) == 1 else _nary(SUM, tuple(terms))
+
+
+def _one(outputs: list, name: str) -> Value:
+    if len(outputs) != 1:
+        raise TraceError(f"{name} needs a model with one output, this one has {len(outputs)}")
+    return outputs[0]
+
+
+def static_hinge(outputs: list, targets: list) -> Value:
+    """relu(1 - y * score), label y = -1 or +1 (the engine's hinge term, y a placeholder)."""
+    return (1.0 - targets[0] * _one(outputs, "hinge")).relu()
+
+
+def static_mse(outputs: list, targets: list) -> Value:
+    """(score - y)², as the engine's mse term."""
+    d = _one(outputs, "mse") - targets[0]
+    return d * d
+
+
+def _softplus(z: Value) -> Value:
+    """log(1 + exp(z)) = m + log(exp(-m) + exp(z - m)) with m = relu(z) >= 0: no exp argument
+    is positive, so it never overflows, and d/dz is sigmoid(z) everywhere (also at 0)."""
+    m = z.relu()
+    return m + ((-m).exp() + (z - m).exp()).log()
+
+
+def static_bce(outputs: list, targets: list) -> Value:
+    """softplus(z) - t * z: binary cross-entropy from a logit, target t in [0, 1]."""
+    z = _one(outputs, "binary_cross_entropy")
+    return _softplus(z) - targets[0] * z
+
+
+def static_cross_entropy(outputs: list, targets: list) -> Value:
+    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t: the shift m = max(z) is computed in the
+    graph (m = a + relu(b - a), pairwise), so every exp argument is <= 0 for every example."""
+    if len(targets) != len(outputs):
+        raise TraceError(f"cross_entropy: {len(outputs)} logits but {len(targets)} one-hot "
+                         "target entries")
+    m = outputs[0]
+    for z in outputs[1:]:
+        m = m + (z - m).relu()
+    lse = m + _vsum([(z - m).exp() for z in outputs]).log()
+    return lse - _vsum([t * z for t, z in zip(targets, outputs)])
+
+
+# name -> (per-example loss, number of target placeholders (None: one per output), accuracy)
+STATIC_LOSSES: dict = {
+    "hinge": static_hinge,
+    "mse": static_mse,
+    "binary_cross_entropy": static_bce,
+    "bce": static_bce,
+    "cross_entropy": static_cross_entropy,
+}
+
+
+def _targets_hinge(y: np.ndarray, k: int) -> np.ndarray:
+    bad = np.flatnonzero((y != 1.0) & (y != -1.0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"hinge: labels must be -1 or +1, got {float(y[i])!r} at position {i} "
+                         "(for 0/1 labels use 2*y - 1)")
+    return y
+
+
+def _targets_bce(y: np.ndarray, k: int) -> np.ndarray:
+    bad = np.flatnonzero(~((y >= 0.0) & (y <= 1.0)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"binary_cross_entropy: targets must be in [0, 1], got {y[i]!r} at "
+                         f"position {i} (for -1/+1 labels use (y + 1) / 2)")
+    return y
+
+
+def _targets_onehot(y: np.ndarray, k: int) -> np.ndarray:
+    yi = y.astype(np.int64)
+    bad = np.flatnonzero((yi != y) | (yi < 0) | (yi >= k))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"cross_entropy: target {i} {float(y[i])!r} is not a class index in "
+                         f"0..{k - 1} ({k} logits)")
+    onehot = np.zeros((len(y), k))
+    onehot[np.arange(len(y)), yi] = 1.0
+    return onehot
+
+
+def _acc_sign(scores: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((scores[:, 0] > 0) == (y > 0)))
+
+
+def _acc_logit(scores: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((scores[:, 0] > 0) == (y >= 0.5)))
+
+
+def _acc_argmax(scores: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(scores, axis=1) == y))
+
+
+_TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
+            static_bce: (_targets_bce, _acc_logit),
+            static_cross_entropy: (_targets_onehot, _acc_argmax)}
+
+
+class CompiledStep:
+    """One optimisation step through a traced per-example loss, replayed over the batch.
+
+    Same contract and numbers as `train.TrainStep`: forward every sample, loss = mean over the
+    batch + alpha * Σ p², zero_grad, gradients into every parameter's .grad, optimizer.step();
+    returns (loss, accuracy) of the batch before the update.
+
+    model: a callable from a list of `nin` Values to a Value or a list of Values (e.g. an MLP);
+    nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
+    'cross_entropy' (class indices), or a callable per_example(outputs, targets) -> Value with
+    `n_targets` target placeholders. verify: on the first call, re-trace the loss on two
+    examples of the batch and compare with the engine (Program.verify). exact: see Program.
+    The parameters are the optimizer's; other model parameters are frozen (read, not trained).
+    """
+
+    def __init__(self, model: Callable, loss: Union[str, Callable], optimizer, alpha: float = 0.0,
+                 *, nin: Optional[int] = None, n_targets: int = 1,
+                 accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True):
+        from .optim import Optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
+                            f"got {type(optimizer).__name__}: {optimizer!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0 \
+                or alpha == float("inf"):
+            raise ValueError(f"alpha (the L2 weight) must be a finite number >= 0, got {alpha!r}")
+        if isinstance(loss, str):
+            if loss not in STATIC_LOSSES:
+                raise ValueError(f"loss must be one of {sorted(STATIC_LOSSES)} or a callable "
+                                 f"per_example(outputs, targets) -> Value, got {loss!r}")
+            per_example = STATIC_LOSSES[loss]
+        elif callable(loss):
+            per_example = loss
+        else:
+            raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
+        if nin is None:
+            nin = getattr(model, "nin", None)
+            if nin is None:
+                raise TypeError("CompiledStep needs nin= (the number of model inputs): the model "
+                                "has no .nin")
+        self.model, self.optimizer, self.alpha = model, optimizer, float(alpha)
+        self.params = optimizer.params
+        self._per_example = per_example
+        self._prepare_targets, acc = _TARGETS.get(per_example, (None, None))
+        self._accuracy = accuracy if accuracy is not None else acc
+        self._user_accuracy = accuracy is not None
+        self._verify = verify
+        self.program = self._trace(int(nin), n_targets, exact)
+
+    def _trace(self, nin: int, n_targets: int, exact: bool) -> Program:
+        if not engine.is_grad_enabled():
+            raise TraceError("CompiledStep traces the model: create it outside no_grad()")
+        x = [Value(0.0, f"x[{i}]") for i in range(nin)]
+        out = self.model(x)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        self.nout = len(outs)
+        k = self.nout if self._per_example is static_cross_entropy else n_targets
+        group = k > 1 or self._per_example is static_cross_entropy
+        t = [Value(0.0, f"y[{i}]") for i in range(k)] if group else Value(0.0, "y")
+
+        def per_example(x_, t_):
+            o = self.model(x_)
+            o = list(o) if isinstance(o, (list, tuple)) else [o]
+            return [self._per_example(o, t_ if isinstance(t_, list) else [t_]), o]
+
+        self._fn = per_example
+        opt_set = set(self.params)
+        others = [p for p in getattr(self.model, "parameters", lambda: [])() if p not in opt_set]
+        return Program(per_example(x, t), [x, t], self.params, others, ["x", "y"],
+                       exact=exact, _fn=per_example)
+
+    def _targets(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if self._prepare_targets is not None:
+            return self._prepare_targets(y.reshape(-1), self.nout)
+        return y
+
+    def __call__(self, X: Sequence, y: Sequence) -> tuple:
+        prog = self.program
+        X = np.asarray(X, dtype=float)
+        T = self._targets(y)
+        if X.ndim != 2 or len(X) != len(T):
+            raise ValueError(f"CompiledStep needs X of shape (batch, {len(prog._slots[0])}) and "
+                             f"one target per row, got X {X.shape} and {len(T)} targets")
+        if self._verify:
+            prog.verify(X, T, samples=2)
+            self._verify = False
+        losses, scores = prog(X, T)
+        B = len(losses)
+        # the loss value exactly as the engine's TrainStep computes it
+        total = engine._sum_f(*losses.tolist())
+        if B > 1:
+            total = total * (1.0 / B)
+        P = prog._S[:len(self.params), 0].copy()  # the parameter values this run read
+        if self.alpha:
+            sq = (P * P).tolist()
+            total = total + (engine._sum_f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
+        opt = self.optimizer
+        opt.zero_grad()
+        seed = 1.0 / B if B > 1 else 1.0
+        grads = prog.backward((seed, 0.0), write=False).params
+        if self.alpha:
+            grads = grads + 2.0 * (P * self.alpha)
+        for p, g in zip(self.params, grads.tolist()):
+            p.grad = g
+        opt.step()
+        if self._accuracy is None:
+            acc = None
+        elif self._user_accuracy:
+            acc = self._accuracy([list(r) if len(r) > 1 else float(r[0]) for r in scores],
+                                 list(y))
+        else:
+            acc = self._accuracy(scores, np.asarray(y, dtype=float).reshape(-1))
+        return float(total), acc
