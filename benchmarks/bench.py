@@ -17,14 +17,14 @@ import argparse
 import gc
 import random
 import statistics
-import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from peers import micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar import Value  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
 from tinygrad_scalar.losses import hinge, l2  # noqa: E402
@@ -32,38 +32,7 @@ from tinygrad_scalar.nn import MLP  # noqa: E402
 from tinygrad_scalar.optim import SGD  # noqa: E402
 
 
-def need_micrograd():
-    try:
-        import micrograd  # noqa: F401
-    except ImportError:
-        print("installing micrograd==0.1.0 into this environment for the comparison")
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "micrograd==0.1.0"])
-    from micrograd import engine, nn
-    return engine.Value, nn.MLP
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    gc.collect()  # freeing the graph is part of the step (micrograd needs the cyclic collector)
-    return time.perf_counter() - t
-
-
 # -- (a) the demo step ------------------------------------------------------------------------
-
-def micrograd_step(MV, model, X, y, lr):
-    inputs = [[MV(a), MV(b)] for a, b in X]
-    scores = [model(x) for x in inputs]
-    losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-    data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = 1e-4 * sum((p * p for p in model.parameters()))
-    total = data_loss + reg_loss
-    model.zero_grad()
-    total.backward()
-    for p in model.parameters():
-        p.data -= lr * p.grad
-    return total.data
-
 
 def ours_step(model, opt, X, y):
     scores = [model(x) for x in X]

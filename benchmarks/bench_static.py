@@ -25,15 +25,15 @@ import argparse
 import gc
 import random
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from peers import micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
 from tinygrad_scalar.nn import MLP  # noqa: E402
 from tinygrad_scalar.optim import SGD  # noqa: E402
@@ -41,37 +41,6 @@ from tinygrad_scalar.static_train import CompiledStep  # noqa: E402
 from tinygrad_scalar.train import TrainStep  # noqa: E402
 
 LR, ALPHA = 0.01, 1e-4
-
-
-def need_micrograd():
-    try:
-        import micrograd  # noqa: F401
-    except ImportError:
-        print("installing micrograd==0.1.0 into this environment for the comparison")
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "micrograd==0.1.0"])
-    from micrograd import engine, nn
-    return engine.Value, nn.MLP
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    gc.collect()  # freeing the graph is part of the step
-    return time.perf_counter() - t
-
-
-def micrograd_step(MV, model, X, y):
-    inputs = [[MV(a), MV(b)] for a, b in X]
-    scores = [model(x) for x in inputs]
-    losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-    data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = ALPHA * sum((p * p for p in model.parameters()))
-    total = data_loss + reg_loss
-    model.zero_grad()
-    total.backward()
-    for p in model.parameters():
-        p.data -= LR * p.grad
-    return total.data
 
 
 class NumpyByHand:
@@ -114,7 +83,7 @@ def bench_demo_step(repeats: int) -> dict:
     comp_step = CompiledStep(comp, "hinge", SGD(comp.parameters(), lr=LR), alpha=ALPHA)
     comp_step(Xa, ya)  # the first call traces-checks (verify) and allocates buffers
     by_hand = NumpyByHand(MLP(2, [16, 16, 1], seed=1337))
-    runs = {"micrograd": lambda: micrograd_step(MV, theirs, X, y),
+    runs = {"micrograd": lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA),
             "engine": lambda: eng_step(X, y),
             "compiled": lambda: comp_step(Xa, ya),
             "numpy_by_hand": lambda: by_hand(Xa, ya)}

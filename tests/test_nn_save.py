@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-from tinygrad_scalar import nn
 from tinygrad_scalar.nn import MLP, Layer, Module, ModelFileError, Neuron
 
 

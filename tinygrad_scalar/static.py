@@ -517,7 +517,6 @@ class Program:
         self._slots = slots
 
         param_pos = {p: i for i, p in enumerate(params)}
-        frozen_pos = {v: i for i, v in enumerate(frozen)}
         tape = []
         for i, v in enumerate(topo):
             if v.is_leaf:
@@ -641,7 +640,7 @@ class Program:
     def _plan_backward(self) -> None:
         """Where each contribution d out/d parent * g goes: slot t of the parent's gradient
         buffer, t being the parent's t-th contribution in the engine's backward order."""
-        tape, row = self.tape, self._row
+        tape = self.tape
         # gradient groups: every op group, plus the input leaves and the parameters
         owner: dict = {}  # tape slot -> (grad group id, position in it)
         for gid, g in enumerate(self._groups):
@@ -972,7 +971,6 @@ class Program:
         seeds = self._seeds(grad_outputs, B)
         V, S = self._V, self._S
         bufs = self._gbuf
-        sizes = self._sizes
         INPUTS, PARAMS = self._grad_groups
         flats = [b.reshape(-1, B) for b in bufs]
         if not per_example:  # parameters: one column, contributions reduced over the batch
