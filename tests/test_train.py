@@ -251,3 +251,14 @@ def test_fit_compiled_matches_the_engine():
         assert b.state_dict()[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
     with pytest.raises(TypeError, match="not both"):
         fit(a, X, y, step_fn=lambda X, y: (0.0, None), compiled=True)
+
+
+def test_plot_figures_show_themselves_in_jupyter_as_png():
+    from tinygrad_scalar.plot import plot_loss
+
+    class H:  # the smallest history plot_loss reads
+        loss = [1.0, 0.5, 0.25]
+        accuracy = [0.5, 0.75, 1.0]
+    fig = plot_loss(H())
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000

@@ -2,7 +2,8 @@
 
 Figures are made with matplotlib's object API (`matplotlib.figure.Figure`), never pyplot, so
 nothing here opens a window or changes the global backend: scripts save PNGs headless, and in
-a notebook the returned Figure displays itself (or pass `ax=` to draw into your own axes).
+a notebook the returned Figure displays itself as a PNG, even without `%matplotlib inline`
+(or pass `ax=` to draw into your own axes).
 
 The decision boundary needs the model's output on thousands of grid points; an MLP, Layer or
 Neuron is evaluated there with NumPy from its current weights (the same arithmetic as the
@@ -31,9 +32,27 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 def _figure(ax, size=(6.0, 4.5)):
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=size, layout="constrained")
+    fig = _figure_class()(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _figure_class():
+    """A matplotlib Figure that shows itself in Jupyter as a PNG, with or without pyplot."""
+    global _DisplayFigure
+    if _DisplayFigure is None:
+        from matplotlib.figure import Figure
+
+        class DisplayFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=100)
+                return buf.getvalue()
+
+        _DisplayFigure = DisplayFigure
+    return _DisplayFigure
+
+
+_DisplayFigure = None
 
 
 def _save(fig, path: Optional[PathLike]) -> None:
