@@ -526,6 +526,8 @@ def _call(op: Op, xs: tuple) -> str:
 
 def _wrap(op: Op, xs: tuple, e: Exception) -> Exception:
     """Python's own math errors ('math domain error') renamed after the operation and operands."""
+    if isinstance(e, OverflowError):
+        return OverflowError(f"{_call(op, xs)} overflows: the result is too large for a float")
     return type(e)(f"{_call(op, xs)}: {e}")
 
 
@@ -672,7 +674,17 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
 
 
 def _backward_graph(root: Value, topo: list, g0: float) -> None:
-    """Reverse mode on Values: each node's grad_value becomes a differentiable graph."""
+    """Reverse mode on Values: each node's grad_value becomes a differentiable graph.
+
+    Recording is on while it runs, even inside no_grad(): the caller asked for a graph."""
+    token = _recording.set(True)
+    try:
+        _backward_graph_recorded(root, topo, g0)
+    finally:
+        _recording.reset(token)
+
+
+def _backward_graph_recorded(root: Value, topo: list, g0: float) -> None:
     gv: dict = {root: Value.constant(g0)}
     for v in reversed(topo):
         g = gv.get(v)

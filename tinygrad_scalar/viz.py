@@ -502,6 +502,11 @@ def render_to(x: GraphOrValue, path: Union[str, os.PathLike], **options) -> path
 _SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 
 
+def strip_svg_prologue(svg: str) -> str:
+    """The <svg> element alone (no XML declaration or doctype), to inline it into HTML."""
+    return _SVG_PROLOGUE.sub("", svg, count=1)
+
+
 class Picture:
     """A rendered graph that shows inline in Jupyter (as image/svg+xml).
 
@@ -516,7 +521,7 @@ class Picture:
 
     def inline_svg(self) -> str:
         """The <svg> element alone (no XML prologue), for embedding in HTML."""
-        return _SVG_PROLOGUE.sub("", self.svg, count=1)
+        return strip_svg_prologue(self.svg)
 
     def __repr__(self) -> str:
         return f"<Picture {self.title!r}: {len(self.svg)} characters of SVG>"

@@ -12,7 +12,6 @@ import html
 import json
 import os
 import pathlib
-import re
 import hashlib
 import itertools
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,6 @@ from .narration import Narration, Step, narrate
 # draw_dot options the frames set themselves
 _OWN = ("highlight_nodes", "highlight_edges", "grads", "title")
 _SLACK = 0.08  # inches added to each node's width: text widths differ a little from lengths
-_SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 
 
 def caption(step: Step, total: int, digits: int = 4) -> str:
@@ -168,6 +166,7 @@ class Frames:
         if n == 0:
             root = html.escape(self.narration.names[self.root])
             return f"<div>{root} is a leaf, so backward takes no steps: no frames.</div>"
+        from ..viz import strip_svg_prologue
         svgs = self.svgs()
         # a deterministic id (content hash + a per-process counter): unique on a page, and an
         # executed notebook re-runs to the same bytes
@@ -175,7 +174,7 @@ class Frames:
         pid = f"tgs-frames-{digest}-{next(_PLAYERS)}"
         frames = []
         for i, svg in enumerate(svgs):
-            svg = _SVG_PROLOGUE.sub("", svg, count=1)
+            svg = strip_svg_prologue(svg)
             hide = "" if i == 0 else "display:none"
             frames.append(f'<div class="tgs-frame" style="{hide}">{svg}</div>')
         caps = "".join(f'<div class="tgs-cap" style="{"" if i == 0 else "display:none"}">'
