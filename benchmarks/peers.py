@@ -10,7 +10,7 @@ import time
 def need_micrograd():
     """micrograd 0.1.0's Value and MLP, installed into this environment when missing."""
     try:
-        import micrograd  # noqa: F401
+        import micrograd  # noqa: F401  (installed?)
     except ImportError:
         print("installing micrograd==0.1.0 into this environment for the comparison")
         subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "micrograd==0.1.0"])

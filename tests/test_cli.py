@@ -95,6 +95,17 @@ def test_expression_of_only_numbers(tmp_path):
     assert r.stdout.splitlines() == ["f = 2**10 - 24 = 1000"]
 
 
+def test_a_lone_number_is_named_f_in_the_narration_too(tmp_path):
+    # the narration used to call it n0 right under "f = -3 = -3", and print an empty table
+    r = run("grad", "-3", "--explain", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "f = -3 = -3"
+    assert lines[2].startswith("backward from f (data -3): f is a leaf, so backward takes no "
+                               "steps")
+    assert lines[3] == "leaf gradients: f (const) = 1"
+
+
 # -- the teaching flags --------------------------------------------------------------------------
 
 def test_explain(tmp_path):
@@ -260,6 +271,16 @@ def test_usage_errors_exit_2(tmp_path, args, words):
     assert words in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_missing_expression_does_not_call_the_optional_values_required(tmp_path):
+    # argparse's intermixed parsing used to say "required: EXPR, NAME=VALUE", though
+    # `tinygrad-scalar grad 3` (no NAME=VALUE at all) is fine
+    r = run("grad", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1] == ("tinygrad-scalar: error: the following arguments are "
+                                         "required: EXPR")
+    assert run("grad", "3", cwd=tmp_path).returncode == 0
 
 
 def test_usage_error_points_at_the_offending_part(tmp_path):

@@ -96,3 +96,11 @@ def test_bad_arguments():
         make_moons(10, seed="x")
     with pytest.raises(ValueError, match="rows"):
         train_test_split([[0, 0]], [0, 1])
+
+
+def test_numpy_integer_seeds_are_ints():
+    np = pytest.importorskip("numpy")
+    assert make_moons(20, noise=0.1, seed=np.int64(3)) == make_moons(20, noise=0.1, seed=3)
+    assert make_spiral(30, seed=np.int32(2)) == make_spiral(30, seed=2)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        make_moons(20, seed=2.5)

@@ -73,3 +73,16 @@ def test_deterministic_with_the_default_seed():
 def test_bad_steps():
     with pytest.raises(ValueError, match="steps"):
         run_demo(steps=0)
+
+
+def test_loss_pictures_say_which_loss_they_show(monkeypatch, tmp_path):
+    # the moons curve is hinge + L2 (it ends near 0.012 while the printed hinge loss is
+    # 0.0002): the title must say so
+    from tinygrad_scalar import demo as demo_module
+    from tinygrad_scalar import plot
+    titles = []
+    monkeypatch.setattr(plot, "plot_loss", lambda hist, path=None, title="": titles.append(title))
+    monkeypatch.setattr(plot, "plot_decision_boundary", lambda *a, **k: None)
+    moons = train_moons(DEFAULT_SEED, steps=2, quiet=True)
+    demo_module._write_pictures(str(tmp_path), moons, moons)
+    assert "hinge + L2" in titles[0] and "cross-entropy" in titles[1]

@@ -297,6 +297,16 @@ def test_repr_comparisons_identity():
     assert float(v) == 2.0
 
 
+@pytest.mark.parametrize("other", ["a", None, [1.0]])
+def test_comparing_with_a_non_number_names_value_in_the_error(other):
+    # the message used to say 'float' and 'str': the Value's data, not what the user compared
+    for compare in (lambda: Value(1.0) < other, lambda: Value(1.0) <= other,
+                    lambda: Value(1.0) > other, lambda: Value(1.0) >= other,
+                    lambda: other < Value(1.0)):
+        with pytest.raises(TypeError, match="'Value' and|and 'Value'"):
+            compare()
+
+
 # --- input types and errors ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", ["3", None, [1.0], 1 + 2j, {"x": 1}])
@@ -304,6 +314,20 @@ def test_value_rejects_non_numbers(bad):
     with pytest.raises(TypeError) as e:
         Value(bad)
     assert type(bad).__name__ in str(e.value) and "real number" in str(e.value)
+
+
+def test_public_functions_name_what_they_got():
+    # these used to be AttributeError: 'int' object has no attribute '_a' (and the like)
+    from tinygrad_scalar import apply
+    with pytest.raises(TypeError, match="topological_order needs a Value, got int: 3"):
+        topological_order(3)
+    with pytest.raises(TypeError, match="Value.sum needs an iterable of Values or numbers, got "
+                                        "int: 3"):
+        Value.sum(3)
+    with pytest.raises(TypeError, match=r"apply needs an Op \(e.g. OPS\['tanh'\]\), got str"):
+        apply("add", 1.0, 2.0)
+    assert apply(OPS["add"], 1.0, 2.0).data == 3.0
+    assert Value.sum(Value(float(i)) for i in range(3)).data == 3.0
 
 
 def test_label_must_be_a_string():
@@ -533,3 +557,7 @@ def test_create_graph_inside_no_grad_still_builds_the_gradient_graph():
     x.zero_grad()
     g.backward()
     assert x.grad == pytest.approx(3.0)  # 6 x
+
+
+def test_relu_of_nan_is_nan_as_in_pytorch():
+    assert math.isnan(Value(math.nan).relu().data)

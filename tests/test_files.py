@@ -33,3 +33,8 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_atomic(p, "new")
     assert p.read_text() == "old" and os.listdir(tmp_path) == ["model.json"]
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*nope.* does not exist"):
+        write_atomic(tmp_path / "nope" / "a.txt", "x")

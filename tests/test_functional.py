@@ -113,6 +113,32 @@ def test_create_graph_keeps_float_grad_and_adds_grad_value():
     assert plain.grad_value is None and plain.grad == x.grad
 
 
+def test_grad_value_keeps_telling_the_same_number_as_grad_when_calls_are_mixed():
+    # grad_value used to keep the first create_graph call's number while .grad accumulated a
+    # later plain backward(), and to miss what plain calls had accumulated before it
+    x = Value(0.5)
+    h = x * x
+    y = h * x                             # x**3: dy/dx = 0.75, d2y/dx2 = 3
+    y.backward(create_graph=True)
+    y.backward()                          # plain: the leaf accumulates, grad_value follows
+    assert x.grad == 1.5 and x.grad_value.data == pytest.approx(1.5, rel=1e-15)
+    assert h.grad_value is None           # interior: this call's, and this call made none
+    g = x.grad_value
+    x.zero_grad()
+    g.backward()                          # the differentiable part survives: 3 x**2 -> 6 x
+    assert x.grad == pytest.approx(3.0)
+
+    z = Value(0.5)
+    w = z * z * z
+    w.backward()                          # plain first: grad 0.75, no grad_value
+    w.backward(create_graph=True)         # then a graph: grad_value counts both calls
+    assert z.grad == 1.5 and z.grad_value.data == pytest.approx(1.5, rel=1e-15)
+    with no_grad():                       # the follow-up is recorded even inside no_grad
+        w.backward()
+    assert z.grad == 2.25 and z.grad_value.data == pytest.approx(2.25, rel=1e-15)
+    assert not z.grad_value.is_leaf
+
+
 BINARY = {
     # name: (f, point, {(i, j, ...): closed form}) for partial derivatives of every order <= 3
     "pow": (lambda x, y: x ** y, (1.7, 2.3), {
@@ -182,6 +208,42 @@ def test_constant_function_and_unused_argument_give_zero():
     assert grad(grad(lambda x: 2 * x))(1.0) == 0.0
     assert grad(lambda x: x)(4.0) == 1.0
     assert value_and_grad(lambda x: 7)(1.0) == (7.0, 0.0)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda f: grad(f)(1.0),
+    lambda f: value_and_grad(f)(1.0),
+    lambda f: jacobian(lambda x: [f(x)])(1.0),
+    lambda f: hessian(f)(1.0),
+    lambda f: jvp(f, (1.0,), (1.0,)),
+    lambda f: vjp(f, 1.0),
+    lambda f: grad(lambda x: grad(lambda y: f(y) * x)(x))(1.0),   # the inner f, nested
+])
+@pytest.mark.parametrize("f", [
+    math.sin,                                    # used to give 0.0: float() cut the graph
+    lambda x: x * math.sin(x),                   # used to give sin(1) instead of sin 1 + cos 1
+    lambda x: x * float(x * 2),
+])
+def test_float_of_a_differentiated_value_is_refused_not_a_silent_wrong_derivative(transform, f):
+    with pytest.raises(TypeError, match=r"float\(\) of a Value that depends on the argument"):
+        transform(f)
+
+
+def test_float_of_numbers_that_do_not_depend_on_the_argument_still_works():
+    w = Value(3.0)
+    assert grad(lambda x: x * math.sin(w))(1.0) == math.sin(3.0)   # closed over: a constant
+    assert grad(lambda x: x * math.sin(x.data))(1.0) == math.sin(1.0)  # .data: said so
+    assert math.sin(Value(1.0)) == math.sin(1.0)                   # outside any transform
+    # derivative rules may read a number to pick a branch, also when applied to Values
+    from tinygrad_scalar.custom import define_op
+    sq = define_op("fn_positive_square", lambda x: x * x if x > 0 else 0.0,
+                   lambda x, out: 2 * x if float(x) > 0 else 0.0, replace=True)
+    assert grad(grad(lambda x: sq(x) * x))(1.5) == pytest.approx(9.0)
+    assert hessian(lambda x: x ** 2.5)(1.5)[0][0] == pytest.approx(3.75 * 1.5 ** 0.5)
+    x = Value(1.5)
+    y = sq(x) * x
+    y.backward(create_graph=True)      # the engine's own graph of gradients, same rules
+    assert x.grad_value.data == pytest.approx(3 * 1.5 ** 2)
 
 
 def test_transforms_leave_grad_untouched_and_work_under_no_grad():

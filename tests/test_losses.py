@@ -224,3 +224,17 @@ def test_losses_match_pytorch():
         _compare(lambda v: losses.log_softmax(v)[i], lambda t: F.log_softmax(t, 0)[i],
                  LOGITS[3], torch)
     _compare(lambda v: losses.l2(v, 1e-4), lambda t: 1e-4 * (t * t).sum(), PRED, torch)
+
+
+def test_cross_entropy_names_the_position_and_explains_a_one_output_model():
+    with pytest.raises(ValueError, match=r"target 3 at position 1 is not a class index in 0..2"):
+        losses.cross_entropy([[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]], [0, 3])
+    with pytest.raises(TypeError, match=r"target at position 0 must be a class index"):
+        losses.cross_entropy([[1.0, 2.0, 3.0]], [1.5])
+    # a model with ONE output gives a flat list of scores: that is one sample's logits, and a
+    # list of labels next to it means the model has the wrong number of outputs
+    scores = [Value(0.1), Value(-0.4), Value(2.0), Value(0.3)]
+    with pytest.raises(TypeError, match=r"one flat list of 4 numbers \(one sample\) but the "
+                                        r"target is a sequence of 4.*one output per class"):
+        losses.cross_entropy(scores, [0, 1, 2, 1])
+    assert losses.cross_entropy([0.0, 0.0], 1).data == pytest.approx(math.log(2))

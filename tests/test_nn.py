@@ -122,8 +122,14 @@ def test_bad_inputs_are_clear_errors():
         m([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="expects 2 input"):
         m(1.0)
-    with pytest.raises(TypeError, match="real number"):
+    with pytest.raises(TypeError, match=r"MLP: input 0 must be a number or a Value, got str"):
         m(["a", 1.0])
+    with pytest.raises(TypeError, match=r"input 1 must be a number or a Value, got list"):
+        m([1.0, [2.0]])
+    with pytest.raises(TypeError, match=r"needs a sequence of 2 numbers or Values, got str"):
+        m("ab")  # a string of the right length is not two numbers
+    with pytest.raises(TypeError, match=r"Neuron\(3, .*sequence of 3 numbers.*got str"):
+        Neuron(3, seed=0)("abc")
     with pytest.raises(TypeError):
         m(None)
     with pytest.raises(ValueError, match="activation"):
@@ -233,3 +239,19 @@ def test_models_pickle_and_deepcopy():
         assert [o.data for o in c([0.5, -0.5])] == [o.data for o in m([0.5, -0.5])]
         c.parameters()[0].data += 1.0
         assert c.state_dict() != m.state_dict()  # an independent copy
+
+
+def test_numpy_integer_seeds_work_like_ints():
+    np = pytest.importorskip("numpy")
+    a, b = MLP(2, [3, 1], seed=np.int64(5)), MLP(2, [3, 1], seed=5)
+    assert a.state_dict() == b.state_dict()
+    assert Neuron(2, seed=np.int32(1)).state_dict() == Neuron(2, seed=1).state_dict()
+    with pytest.raises(TypeError, match="seed"):
+        MLP(2, [3, 1], seed=1.5)
+
+
+def test_a_name_must_be_a_string():
+    with pytest.raises(TypeError, match="name must be a string"):
+        Layer(2, 3, name=3)
+    with pytest.raises(TypeError, match="name must be a string"):
+        Neuron(2, name=None)

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tinygrad_scalar.engine import Value
 from tinygrad_scalar.nn import MLP, Layer, Module, ModelFileError, Neuron
 
 
@@ -191,3 +192,130 @@ def test_load_state_dict_validates_before_touching_anything(model):
     import numpy as np
     model.load_state_dict({k: np.float64(v) for k, v in before.items()})
     assert model.state_dict() == before
+
+
+@pytest.mark.parametrize("make", [lambda: Layer(2, 3, "tanh", seed=1, name="enc"),
+                                  lambda: Neuron(2, "sigmoid", seed=1, name="L0.N1"),
+                                  lambda: MLP(2, [3, 1], seed=0).layers[1]])
+def test_named_layers_and_neurons_round_trip(make, tmp_path):
+    # the name prefixes every parameter name, so the file carries it and load rebuilds it
+    m = make()
+    m.save(tmp_path / "x.json")
+    back = type(m).load(tmp_path / "x.json")
+    assert back.name == m.name and back.state_dict() == m.state_dict()
+    assert back.architecture() == m.architecture()
+    x = [0.3, -0.7, 1.1][:m.nin]
+    out = lambda model: [v.data for v in (lambda o: o if isinstance(o, list) else [o])(model(x))]
+    assert out(back) == out(m)
+    fresh = make()
+    fresh.load(tmp_path / "x.json")  # into a model of the same name
+    assert fresh.state_dict() == m.state_dict()
+    other = type(m)(*([m.nin, m.nout] if isinstance(m, Layer) else [m.nin]), m.activation,
+                    seed=9, name=m.name + "x")
+    before = other.state_dict()
+    with pytest.raises(ModelFileError, match="saved for"):
+        other.load(tmp_path / "x.json")
+    assert other.state_dict() == before
+
+
+def _write(path, doc_or_text):
+    path.write_text(doc_or_text if isinstance(doc_or_text, str) else json.dumps(doc_or_text))
+    return path
+
+
+def _untouched_after(model, path, match):
+    before = model.state_dict()
+    with pytest.raises(ModelFileError, match=match):
+        model.load(path)
+    assert model.state_dict() == before
+    with pytest.raises(ModelFileError, match=match):
+        type(model).load(path)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_the_version_must_be_the_integer_one(model, tmp_path, version):
+    doc = _doc(model)
+    doc["version"] = version
+    _untouched_after(MLP(2, [4, 3, 1], activation="tanh", seed=8),
+                     _write(tmp_path / "v.json", doc), "format version")
+
+
+@pytest.mark.parametrize("extra", [{"seed": 3}, {"rng": 3}])
+def test_unknown_architecture_arguments_are_rejected(model, tmp_path, extra):
+    doc = _doc(model)
+    doc["architecture"]["args"].update(extra)
+    _untouched_after(MLP(2, [4, 3, 1], activation="tanh", seed=8),
+                     _write(tmp_path / "a.json", doc), "architecture")
+
+
+def test_a_huge_architecture_is_rejected_before_it_is_built(model, tmp_path):
+    # 10^16 parameters would never finish allocating: the count is checked first
+    doc = _doc(model)
+    doc["architecture"]["args"]["nouts"] = [10 ** 8, 10 ** 8, 1]
+    with pytest.raises(ModelFileError, match="has 31 parameters, the architecture"):
+        MLP.load(_write(tmp_path / "h.json", doc))
+    doc["parameters"] = list(doc["parameters"].values())  # not a mapping: also before building
+    with pytest.raises(ModelFileError, match="must be a mapping"):
+        MLP.load(_write(tmp_path / "h.json", doc))
+
+
+def test_deeply_nested_json_and_huge_integers_are_model_file_errors(model, tmp_path):
+    target = MLP(2, [4, 3, 1], activation="tanh", seed=8)
+    _untouched_after(target, _write(tmp_path / "d.json", "[" * 100000 + "]" * 100000),
+                     "nested too deeply")
+    doc = _doc(model)
+    doc["parameters"]["L0.N0.w0"] = 10 ** 400
+    _untouched_after(target, _write(tmp_path / "i.json", doc), "too large for a float")
+
+
+def test_saving_into_a_missing_folder_names_the_folder(model, tmp_path):
+    path = tmp_path / "no" / "such" / "m.json"
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*m\.json.*the folder .*such.* "
+                                                 r"does not exist") as err:
+        model.save(path)
+    assert ".tmp-" not in str(err.value)
+    assert not (tmp_path / "no").exists()
+
+
+def _users_own_mlp_class():
+    class MLP(Module):  # a student's own class, micrograd's spelling
+        def __init__(self, width=2):
+            self.width = width
+            self.w = [Value(0.5 * i, f"w{i}") for i in range(width)]
+
+        def named_parameters(self):
+            for i, w in enumerate(self.w):
+                yield f"w{i}", w
+
+        def _config(self):
+            return {"width": self.width}
+    return MLP
+
+
+def test_a_users_own_module_named_mlp_does_not_hijack_loading(model, tmp_path):
+    model.save(tmp_path / "m.json")
+    UserMLP = _users_own_mlp_class()
+    assert UserMLP.__name__ == "MLP" and UserMLP is not MLP
+    try:
+        loaded = MLP.load(tmp_path / "m.json")
+        assert type(loaded) is MLP and loaded.state_dict() == model.state_dict()
+        assert type(Module.load(tmp_path / "m.json")) is MLP
+        mine = UserMLP(3)
+        mine.save(tmp_path / "mine.json")  # the user's class round-trips under its own key
+        back = Module.load(tmp_path / "mine.json")
+        assert type(back) is UserMLP and back.state_dict() == mine.state_dict()
+        with pytest.raises(ModelFileError, match="not a MLP"):
+            MLP.load(tmp_path / "mine.json")
+    finally:
+        Module._registry.pop(UserMLP._registry_key, None)
+
+
+def test_subclasses_register_under_their_full_name():
+    class Tiny(Module):
+        pass
+    assert Tiny._registry_key == f"{__name__}.test_subclasses_register_under_their_full_name." \
+                                 f"<locals>.Tiny"
+    assert Module._registry[Tiny._registry_key] is Tiny
+    assert MLP._registry_key == "MLP" and Module._registry["MLP"] is MLP
+    with pytest.raises(NotImplementedError, match="Tiny cannot be saved: .* implements _config"):
+        Tiny().save("unused.json")

@@ -172,3 +172,13 @@ def test_adam_minimises_a_quadratic():
         Value.sum([(p - i) * (p - i) for i, p in enumerate(ps)]).backward()
         opt.step()
     assert [p.data for p in ps] == pytest.approx([0, 1, 2, 3], abs=1e-3)
+
+
+def test_only_leaves_can_be_optimised():
+    w = Value(0.5, "w")
+    y = w * 2.0
+    with pytest.raises(ValueError, match=r"params\[1\] is computed by 'mul'.*not a leaf"):
+        SGD([w, y], lr=0.1)
+    with pytest.raises(ValueError, match=r"params\[0\] is a constant"):
+        Adam([Value.constant(1.0)])
+    SGD([w, Value(1.0)], lr=0.1)  # leaves are fine

@@ -669,3 +669,38 @@ def test_non_real_feeds_are_type_errors_not_parsed_or_truncated():
             prog(bad)
     with pytest.raises(TypeError, match="real numbers"):
         trace(lambda v: v * 2.0, ["1.0"])
+
+
+def test_compiled_cross_entropy_on_a_one_output_model_says_so():
+    m = MLP(2, [3, 1], seed=0)
+    step = CompiledStep(m, "cross_entropy", optim.SGD(m.parameters(), lr=0.1), verify=False)
+    with pytest.raises(ValueError, match=r"target 2.0 at position 0 is not a class index in "
+                                         r"0..0 \(1 logits\) \(the model has one output"):
+        step([[0.0, 0.0], [1.0, 1.0]], [2, 0])
+
+
+def test_per_example_arrays_are_not_scaled_by_reduce():
+    # documented: reduce='mean' divides the reduced parameter gradients only; the per-example
+    # input and parameter gradients stay each example's own gradient
+    m = MLP(2, [3, 1], seed=0)
+    prog = trace(lambda x: m(x), [0.0, 0.0], params=m.parameters())
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    prog(X)
+    s = prog.backward(reduce="sum", inputs=True, per_example=True, write=False)
+    mean = prog.backward(reduce="mean", inputs=True, per_example=True, write=False)
+    np.testing.assert_allclose(mean.params * 4, s.params, rtol=1e-12)
+    np.testing.assert_array_equal(mean.inputs[0], s.inputs[0])
+    np.testing.assert_array_equal(mean.per_example, s.per_example)
+    xs = [Value(v) for v in X[1]]
+    m(xs).backward()  # the engine on example 1 alone
+    np.testing.assert_allclose(s.inputs[0][1], [v.grad for v in xs], rtol=1e-12)
+
+
+def test_relu_replay_keeps_nan_like_the_engine():
+    import numpy as np
+    from tinygrad_scalar import Value
+    from tinygrad_scalar.static import Program
+    x = Value(0.0)
+    prog = Program.from_graph(x.relu(), inputs=[x], params=[])
+    out = prog(np.array([np.nan, -1.0, 2.0]))
+    assert np.isnan(out[0]) and out[1] == 0.0 and out[2] == 2.0

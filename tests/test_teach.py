@@ -128,7 +128,13 @@ def test_narrate_seed_and_leaf_root():
     n = narrate(nodes["f"], gradient=0.5)
     assert n[0].grad == 0.5 and n.grads["x"] == -2.0
     leaf = Value(1.0, "w")
-    assert len(narrate(leaf)) == 0 and "0 step(s)" in narrate(leaf).to_text()
+    assert len(narrate(leaf)) == 0
+    # a leaf root: a sentence, not an empty table with only its header
+    text = narrate(leaf).to_text()
+    assert text.splitlines() == ["backward from w (data 1): w is a leaf, so backward takes no "
+                                 "steps; it only adds the seed to its gradient",
+                                 "leaf gradients: w = 1"]
+    assert "<table" not in narrate(leaf)._repr_html_()
 
 
 def test_narrate_text_and_html():

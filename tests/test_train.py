@@ -262,3 +262,77 @@ def test_plot_figures_show_themselves_in_jupyter_as_png():
     fig = plot_loss(H())
     png = fig._repr_png_()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def _scatter_colors(fig):
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_hex
+    sc = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)][-1]
+    return [to_hex(c) for c in sc.get_facecolors()]
+
+
+def test_decision_boundary_points_have_their_regions_colour_when_a_class_is_missing():
+    from tinygrad_scalar.plot import _COLORS, _label_indices
+    m = MLP(2, [4, 3], seed=0)
+    X = [[0.0, 0.1], [1.0, -1.0], [0.5, 0.5]]
+    # class 1 is absent: class 2 must keep class 2's colour (the colour of its region)
+    fig = plot_decision_boundary(m, X, [0, 2, 2], resolution=10)
+    assert _scatter_colors(fig) == [_COLORS[0], _COLORS[2], _COLORS[2]]
+    # one output, only the positive class shown: red (the positive region), whatever the labels
+    b = MLP(2, [4, 1], seed=0)
+    assert _scatter_colors(plot_decision_boundary(b, X, [1, 1, 1], resolution=10)) == \
+        [_COLORS[1]] * 3
+    assert _scatter_colors(plot_decision_boundary(b, X, [-1, -1, 1], resolution=10)) == \
+        [_COLORS[0], _COLORS[0], _COLORS[1]]
+    assert _label_indices([0, 1, 1], 1) == [0, 1, 1] == _label_indices([-1, 1, 1], 1)
+    assert _label_indices(np.array([2.0, 0.0]), 3) == [2, 0]
+    assert _label_indices(["b", "a"], 2) == [1, 0]  # other labels: their rank
+
+
+def test_a_sigmoid_output_is_split_at_one_half():
+    from tinygrad_scalar.plot import _regions
+    n = Neuron(2, "sigmoid", seed=0)
+    n.load_state_dict({"w0": 1.0, "w1": 0.0, "b": 0.0})
+    pts = np.array([[-2.0, 0.0], [-0.1, 0.0], [0.1, 0.0], [3.0, 0.0]])
+    pred, score = _regions(n, predict_grid(n, pts))
+    assert pred.tolist() == [0, 0, 1, 1]  # the sign of the score alone would say all 1
+    assert np.all(np.sign(score) == [-1, -1, 1, 1])
+    lin = MLP(2, [1], seed=0)
+    lin.load_state_dict({"L0.N0.w0": 1.0, "L0.N0.w1": 0.0, "L0.N0.b": 0.0})
+    assert _regions(lin, predict_grid(lin, pts))[0].tolist() == [0, 0, 1, 1]
+
+
+def test_loss_plot_counts_steps_in_whole_numbers():
+    fig = plot_loss({"loss": [1.0, 0.5, 0.3]})
+    ticks = [t for t in fig.axes[0].get_xticks() if 0 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_fit_takes_numpy_integer_seeds_and_rejects_other_seeds():
+    X, y = make_moons(20, noise=0.1, seed=0)
+    runs = []
+    for seed in (np.int64(4), 4):
+        m = MLP(2, [4, 1], seed=0)
+        h = fit(m, X, y, "bce", optim.SGD(m.parameters(), lr=0.1), epochs=2, batch_size=7,
+                seed=seed, quiet=True)
+        runs.append(h.loss)
+    assert runs[0] == runs[1]
+    m = MLP(2, [4, 1], seed=0)
+    with pytest.raises(TypeError, match="seed must be an int or a random.Random, got str"):
+        fit(m, X, y, "bce", optim.SGD(m.parameters(), lr=0.1), epochs=1, seed="abc",
+            quiet=True)
+
+
+def test_progress_bar_shows_in_jupyter():
+    # a Jupyter kernel's stderr reports isatty() == False, but the bar shows there live
+    class OutStream(io.StringIO):
+        def isatty(self):
+            return False
+    OutStream.__module__ = "ipykernel.iostream"
+    stream = OutStream()
+    bar = progress(3, "spiral", file=stream)
+    assert not bar.disable
+    bar.update(3)
+    bar.close()
+    assert "spiral" in stream.getvalue()
+    assert progress(3, "spiral", quiet=True, file=OutStream()).disable

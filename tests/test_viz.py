@@ -2,6 +2,7 @@
 bad options, Jupyter display."""
 from __future__ import annotations
 
+import html
 import math
 import os
 import random
@@ -327,6 +328,25 @@ def test_labels_with_record_characters_are_escaped():
         assert "x{1}|&lt;y&gt;&quot;q&quot;" in svg or 'x{1}|&lt;y&gt;"q"' in svg
 
 
+@needs_dot
+def test_titles_cluster_names_and_op_symbols_are_shown_literally():
+    # a trailing backslash used to end the DOT string early (dot: syntax error), <...> was read
+    # as an HTML label, and \N showed Graphviz's node name instead of the text
+    from tinygrad_scalar.custom import define_op
+    op = define_op("viz_backslash_op", lambda x: 2.0 * x, lambda x, out: 2.0, symbol="\\",
+                   verify=False, replace=True)
+    x = Value(1.0, label="L\\.N0.w")
+    y = op(x) + 1.0
+    title = '<b>step</b> \\N "q" back\\\nline 2'
+    svg = draw_dot(y, title=title, cluster=True).pipe(format="svg").decode()
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert '<b>step</b> \\N "q" back\\' in texts and "line 2" in texts
+    assert "L\\" in texts            # the cluster's name
+    assert "\\" in texts             # the operation's symbol
+    svg = draw_dot(y, collapse=True).pipe(format="svg").decode()
+    assert "L\\.N0" in html.unescape(svg)
+
+
 # ---------------------------------------------------------------------------------------------
 # Determinism.
 
@@ -526,6 +546,12 @@ def test_collapse_draws_each_neuron_as_one_box():
     assert all("label" not in at for s, t, at in edges if t.startswith("c"))
     hot, _, _ = parse(draw_dot(loss, collapse=True, highlight_nodes=[out]).source)
     assert hot[by_name["L1.N0"]].get("color") == "#dc2626"
+    # the root drawn inside a collapsed neuron keeps the root's look (yellow, bold)
+    root = loss._prev[0]._prev[0]  # L1.N0.a, the network's output
+    nodes, _, _ = parse(draw_dot(root, collapse=True).source)
+    box = {fields(v["label"])[0]: v for k, v in nodes.items() if k.startswith("c")}
+    assert box["L1.N0"]["fillcolor"] == "#fde68a" and "bold" in box["L1.N0"]["style"]
+    assert box["L0.N0"]["fillcolor"] != "#fde68a"
 
 
 @needs_dot

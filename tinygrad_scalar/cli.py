@@ -59,6 +59,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with every usage error on one line starting `tinygrad-scalar: error:`."""
 
     def error(self, message: str) -> NoReturn:
+        head = "the following arguments are required: "
+        if message.startswith(head):
+            # parse_intermixed_args lists optional positionals (nargs='*') as required too
+            optional = {a.metavar or a.dest for a in self._actions
+                        if not a.option_strings and a.nargs in ("*", "?")}
+            names = [n for n in message[len(head):].split(", ") if n not in optional]
+            if names:
+                message = head + ", ".join(names)
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
 
@@ -199,7 +207,7 @@ def _grad(args: argparse.Namespace) -> int:
         raise UsageError(f"{e}{hint}") from None
     # the output's name in the text and tables: f, unless f is a variable
     out = next((n for n in _ROOT_NAMES if n not in leaves), "output")
-    if not root.is_leaf and out not in leaves:
+    if (not root.is_leaf or root.is_constant) and out not in leaves:  # a variable keeps its name
         root.label = out
     root.backward()
     used = {v for v in topological_order(root) if v.is_leaf}

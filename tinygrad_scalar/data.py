@@ -24,10 +24,10 @@ def _rng(seed: Seed) -> random.Random:
         return random.Random()
     if isinstance(seed, random.Random):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):  # numpy ints too
         raise TypeError(f"seed must be an int or a random.Random, got {type(seed).__name__}: "
                         f"{seed!r}")
-    return random.Random(seed)
+    return random.Random(int(seed))
 
 
 def _count(n, what: str, least: int = 1) -> int:

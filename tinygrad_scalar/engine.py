@@ -117,9 +117,14 @@ def _check_pow(a, b):
                          "(the result would be complex)")
 
 
+def _num(x) -> float:
+    """The number in x (a float, or a Value's data): for choosing a branch of a rule."""
+    return x.data if isinstance(x, Value) else x
+
+
 def _pow_dbase(a, b, out):
     # b * a**(b-1); at a == 0 with b < 1 the slope is infinite (0 for b == 0)
-    fa, fb = float(a), float(b)
+    fa, fb = _num(a), _num(b)
     if fa == 0.0 and fb < 1.0:
         return 0.0 if fb == 0.0 else INF
     try:
@@ -130,7 +135,7 @@ def _pow_dbase(a, b, out):
 
 def _pow_dexp(a, b, out):
     # out * ln(a); as in PyTorch: 0 where a == 0 (b >= 0 there), nan where a < 0 (not real)
-    fa = float(a)
+    fa = _num(a)
     if fa > 0.0:
         return out * log(a)
     return 0.0 if fa == 0.0 else math.nan
@@ -179,14 +184,14 @@ POW = _register(Op("pow", "**", 2, lambda a, b: a ** b,
                    lambda a, b, out: (_pow_dbase(a, b, out), _pow_dexp(a, b, out)), _check_pow))
 NEG = _register(Op("neg", "neg", 1, lambda a: -a, lambda a, out: _MINUS_ONE))
 ABS = _register(Op("abs", "abs", 1, abs, lambda a, out: (_sign(a),)))
-RELU = _register(Op("relu", "relu", 1, lambda a: a if a > 0.0 else 0.0,
+RELU = _register(Op("relu", "relu", 1, lambda a: 0.0 if a <= 0.0 else a,  # relu(nan) is nan
                     lambda a, out: _ONE if a > 0.0 else (0.0,)))
 TANH = _register(Op("tanh", "tanh", 1, math.tanh, lambda a, out: (1.0 - out * out,)))
 SIGMOID = _register(Op("sigmoid", "sigmoid", 1, _sigmoid, lambda a, out: (out * (1.0 - out),)))
 EXP = _register(Op("exp", "exp", 1, math.exp, lambda a, out: (out,)))
 LOG = _register(Op("log", "log", 1, math.log, lambda a, out: (1.0 / a,), _check_log))
 SQRT = _register(Op("sqrt", "sqrt", 1, math.sqrt,
-                    lambda a, out: (0.5 / out if float(out) != 0.0 else INF,), _check_sqrt))
+                    lambda a, out: (0.5 / out if _num(out) != 0.0 else INF,), _check_sqrt))
 SIN = _register(Op("sin", "sin", 1, math.sin, lambda a, out: (cos(a),), _check_finite("sin")))
 COS = _register(Op("cos", "cos", 1, math.cos, lambda a, out: (-sin(a),), _check_finite("cos")))
 SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1)))
@@ -195,6 +200,10 @@ SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1)))
 # Recording on or off: a context variable, so no_grad is per thread and per asyncio task.
 
 _recording = contextvars.ContextVar("tinygrad_scalar_recording", default=True)
+# Called with the Value on float(value) when set: the function transforms use it to refuse
+# math.sin(x) and the like, which would turn x into a plain number and cut the graph.
+_float_hook: contextvars.ContextVar = contextvars.ContextVar("tinygrad_scalar_float_hook",
+                                                            default=None)
 
 
 @contextmanager
@@ -410,26 +419,47 @@ class Value:
     @staticmethod
     def sum(values: Iterable) -> "Value":
         """One n-ary sum node (every edge's local derivative is 1): cheaper than a chain of +."""
+        try:
+            values = tuple(values)
+        except TypeError:
+            raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
+                            f"{type(values).__name__}: {values!r}") from None
         return apply(SUM, *values)
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
+    # (something that is not a number: NotImplemented, so Python's error names Value, not float)
     def __lt__(self, other):
-        return self.data < (other.data if isinstance(other, Value) else other)
+        try:
+            return self.data < (other.data if isinstance(other, Value) else other)
+        except TypeError:
+            return NotImplemented
 
     def __le__(self, other):
-        return self.data <= (other.data if isinstance(other, Value) else other)
+        try:
+            return self.data <= (other.data if isinstance(other, Value) else other)
+        except TypeError:
+            return NotImplemented
 
     def __gt__(self, other):
-        return self.data > (other.data if isinstance(other, Value) else other)
+        try:
+            return self.data > (other.data if isinstance(other, Value) else other)
+        except TypeError:
+            return NotImplemented
 
     def __ge__(self, other):
-        return self.data >= (other.data if isinstance(other, Value) else other)
+        try:
+            return self.data >= (other.data if isinstance(other, Value) else other)
+        except TypeError:
+            return NotImplemented
 
     __eq__ = object.__eq__
     __ne__ = object.__ne__
     __hash__ = object.__hash__
 
     def __float__(self) -> float:
+        hook = _float_hook.get()
+        if hook is not None:
+            hook(self)
         return self.data
 
     def __bool__(self) -> bool:  # as a PyTorch scalar: false exactly when zero
@@ -453,9 +483,15 @@ class Value:
         """
         g0 = _as_float(gradient, "backward(gradient=...)")
         topo = topological_order(self)
+        held = None  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
         for v in topo:
             if v._a is not None:
                 v.grad = 0.0
+                v._gv = None  # interior nodes: this call's gradient only, as for .grad
+            elif create_graph or v._gv is not None:
+                if held is None:
+                    held = []
+                held.append((v, v.grad))
         self.grad = g0 if self._a is not None else self.grad + g0
         for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
             a = v._a
@@ -472,7 +508,9 @@ class Value:
                 a.grad += v._da * g
                 b.grad += v._db * g
         if create_graph:
-            _backward_graph(self, topo, g0)
+            _backward_graph(self, topo, g0, held)
+        elif held:
+            _follow_grads(held)
 
     def zero_grad(self) -> None:
         """Zero .grad (and grad_value) of every node below and including self."""
@@ -611,6 +649,8 @@ def _const(x) -> Optional[Value]:
 
 def apply(op: Op, *args) -> Value:
     """Apply any registered Op to Values or numbers (numbers become constants)."""
+    if not isinstance(op, Op):
+        raise TypeError(f"apply needs an Op (e.g. OPS['tanh']), got {type(op).__name__}: {op!r}")
     if op.arity >= 0 and len(args) != op.arity:
         raise TypeError(f"{op.name} takes {op.arity} input(s), got {len(args)}")
     if not args:
@@ -640,6 +680,8 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
     An explicit stack instead of recursion, so a million-deep chain works. `stop(node)` true
     means: include the node but do not walk past it.
     """
+    if not isinstance(root, Value):
+        raise TypeError(f"topological_order needs a Value, got {type(root).__name__}: {root!r}")
     order: list[Value] = []
     seen: set = set()
     stack: list = [root]
@@ -673,18 +715,31 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
     return order
 
 
-def _backward_graph(root: Value, topo: list, g0: float) -> None:
+def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
     """Reverse mode on Values: each node's grad_value becomes a differentiable graph.
 
     Recording is on while it runs, even inside no_grad(): the caller asked for a graph."""
+    token, hook = _recording.set(True), _float_hook.set(None)  # rules may read numbers
+    try:
+        _backward_graph_recorded(root, topo, g0, held)
+    finally:
+        _float_hook.reset(hook)
+        _recording.reset(token)
+
+
+def _follow_grads(held: list) -> None:
+    """After a plain backward(), leaves that hold a grad_value get this call's addition to .grad
+    added to it as a constant, so grad_value and .grad keep telling the same number."""
     token = _recording.set(True)
     try:
-        _backward_graph_recorded(root, topo, g0)
+        for v, before in held:
+            if v.grad != before:
+                v._gv = v._gv + Value.constant(v.grad - before)
     finally:
         _recording.reset(token)
 
 
-def _backward_graph_recorded(root: Value, topo: list, g0: float) -> None:
+def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> None:
     gv: dict = {root: Value.constant(g0)}
     for v in reversed(topo):
         g = gv.get(v)
@@ -695,11 +750,17 @@ def _backward_graph_recorded(root: Value, topo: list, g0: float) -> None:
             c = d * g
             gv[p] = c if p not in gv else gv[p] + c
     for v in topo:
-        g = gv.get(v)
         if v._a is not None:
-            v._gv = g
-        elif g is not None:  # leaves accumulate, as their float grads do
-            v._gv = g if v._gv is None else v._gv + g
+            v._gv = gv.get(v)
+    for v, before in held:  # leaves accumulate, as their float grads do
+        g = gv.get(v)
+        base = v._gv
+        if base is None and before != 0.0:  # grad built up by plain backward() calls
+            base = Value.constant(before)
+        if g is None:
+            v._gv = base
+        else:
+            v._gv = g if base is None else base + g
 
 
 def _leaf(data: float, grad: float, label: str, constant: bool) -> Value:

@@ -21,6 +21,8 @@ def write_atomic(path: PathLike, data: Union[bytes, str]) -> None:
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):  # say so, rather than name the temporary file in the error
+        raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist")
     if isinstance(data, str):
         data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))

@@ -30,6 +30,8 @@ ArgNums = Union[int, Sequence[int]]
 
 # How many transforms are running around the current call: inside one, results are graphs.
 _depth = contextvars.ContextVar("tinygrad_scalar_transform_depth", default=0)
+# While a transform evaluates f: (the input nodes of every transform running, the innermost name)
+_watched = contextvars.ContextVar("tinygrad_scalar_transform_inputs", default=None)
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp", "jacobian", "hessian"]
 
@@ -49,6 +51,46 @@ def transforming() -> Iterator[None]:
     finally:
         engine._recording.reset(rec)
         _depth.reset(depth)
+
+
+def _float_check(v: Value) -> None:
+    """float() of a Value while f is evaluated: refused when it depends on a differentiated
+    argument, since the plain number it gives would cut the graph and the derivative would
+    silently leave that part out (grad(math.sin)(1.0) would be 0)."""
+    inputs, who = _watched.get()
+    if v in inputs or any(n in inputs for n in topological_order(v, stop=inputs.__contains__)):
+        raise TypeError(
+            f"{who}: float() of a Value that depends on the argument being differentiated (for "
+            "example math.sin(x), math.exp(x) or np.float64(x)) gives a plain number, so the "
+            "derivative would silently leave that part out. Use the Value's methods (x.sin(), "
+            "x.exp()) or tinygrad_scalar.engine's sin, exp, ...; use x.data for the number "
+            "itself (then it is a constant)")
+
+
+@contextmanager
+def _watching(leaves: Sequence[Value], who: str) -> Iterator[None]:
+    """While f runs: float() of anything that depends on `leaves` (or on an outer transform's
+    inputs) raises, instead of cutting the graph."""
+    outer = _watched.get()
+    inputs = frozenset(leaves) if outer is None else outer[0] | frozenset(leaves)
+    token = _watched.set((inputs, who))
+    hook = engine._float_hook.set(_float_check)
+    try:
+        yield
+    finally:
+        engine._float_hook.reset(hook)
+        _watched.reset(token)
+
+
+@contextmanager
+def _rules_may_read_numbers() -> Iterator[None]:
+    """Derivative rules applied to Values may read a Value's number to pick a branch
+    (float(a) > 0): that is not f cutting its graph, so no check while they run."""
+    hook = engine._float_hook.set(None)
+    try:
+        yield
+    finally:
+        engine._float_hook.reset(hook)
 
 
 def _fname(f: Any) -> str:
@@ -235,6 +277,13 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Value], graph: bool = False) -
     order = _merged_order(roots, stop)
     if not graph:
         return _reverse_floats(seeds, wrt, stop, order)
+    with _rules_may_read_numbers():
+        return _reverse_graph(seeds, wrt, stop, order)
+
+
+def _reverse_graph(seeds: Sequence[tuple], wrt: Sequence[Value], stop: set, order: list) -> list:
+    """The graph case of reverse: the derivative rules applied to Values."""
+    graph = True
     dep = _depends(order, stop)
     pending: dict = {}
     for r, ct in seeds:
@@ -324,6 +373,14 @@ def forward(outputs: Sequence, inputs: Sequence[Value], tangents: Sequence,
     if not graph:
         _forward_floats(order, stop, tan)
         return [tan.get(o, 0.0) if isinstance(o, Value) else 0.0 for o in outputs]
+    with _rules_may_read_numbers():
+        _forward_graph(order, stop, tan)
+    return [tan.get(o, 0.0) if isinstance(o, Value) else 0.0 for o in outputs]
+
+
+def _forward_graph(order: list, stop: set, tan: dict) -> None:
+    """The graph case of forward: the derivative rules applied to Values."""
+    graph = True
     for v in order:
         if v in stop:
             continue
@@ -338,7 +395,6 @@ def forward(outputs: Sequence, inputs: Sequence[Value], tangents: Sequence,
             terms.append(_mul(loc[k], t))
         if terms:
             tan[v] = _total(terms, graph)
-    return [tan.get(o, 0.0) if isinstance(o, Value) else 0.0 for o in outputs]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +413,8 @@ def _value_and_grad_call(f, nums, single, args, kwargs, who):
     idx = _resolve(nums, len(args), who)
     new, leaves, graph = _inputs(args, idx, who)
     with transforming():
-        out = f(*new, **kwargs)
+        with _watching(leaves, who):
+            out = f(*new, **kwargs)
         y = _scalar(out, f, who, "; for several outputs use jacobian or vjp")
         if isinstance(y, Value):
             gs = reverse([(y, 1.0)], leaves, graph)
@@ -424,7 +481,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple:
     new, leaves, graph = _inputs(ps, tuple(range(len(ps))), "jvp")
     graph = graph or any(isinstance(t, Value) for t in ts)
     with transforming():
-        outs, kind = _outputs(f(*new), f, "jvp")
+        with _watching(leaves, "jvp"):
+            out = f(*new)
+        outs, kind = _outputs(out, f, "jvp")
         tans = forward(outs, leaves, [t if isinstance(t, Value) else float(t) for t in ts], graph)
         values = [_finish(o, graph) if graph else float(o) for o in outs]
         tans = [_finish(t, graph) for t in tans]
@@ -445,7 +504,9 @@ def vjp(f: Callable, *primals: Any) -> tuple:
         raise ValueError("vjp: no primals given; call vjp(f, x, y, ...)")
     new, leaves, graph = _inputs(primals, tuple(range(len(primals))), "vjp")
     with transforming():
-        outs, kind = _outputs(f(*new), f, "vjp")
+        with _watching(leaves, "vjp"):
+            out = f(*new)
+        outs, kind = _outputs(out, f, "vjp")
         values = [_finish(o, graph) if graph else float(o) for o in outs]
 
     def vjp_fn(cotangent: Any) -> tuple:
@@ -483,7 +544,9 @@ def jacobian(f: Callable, argnums: Optional[ArgNums] = None) -> Callable:
         idx = _resolve(nums, len(args), "jacobian")
         new, leaves, graph = _inputs(args, idx, "jacobian")
         with transforming():
-            outs, _kind = _outputs(f(*new, **kwargs), f, "jacobian")
+            with _watching(leaves, "jacobian"):
+                out = f(*new, **kwargs)
+            outs, _kind = _outputs(out, f, "jacobian")
             rows = []
             for o in outs:
                 gs = reverse([(o, 1.0)], leaves, graph) if isinstance(o, Value) else \

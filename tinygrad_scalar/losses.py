@@ -164,7 +164,7 @@ def _class_index(t, k: int, where: str) -> int:
         raise TypeError(f"cross_entropy: target{where} must be a class index (int), "
                         f"got {type(t).__name__}: {t!r}")
     if not 0 <= t < k:
-        raise ValueError(f"cross_entropy: target{where} {t!r} is not a class index in "
+        raise ValueError(f"cross_entropy: target {t!r}{where} is not a class index in "
                          f"0..{k - 1} ({k} logits)")
     return int(t)
 
@@ -186,11 +186,20 @@ def cross_entropy(logits, target, reduction: str = "mean"):
     if not z:
         raise ValueError("cross_entropy: needs logits, got none")
     if isinstance(z[0], (Value, numbers.Real)):  # one sample
+        try:
+            n_targets = None if isinstance(target, (str, bytes)) else len(target)
+        except TypeError:  # a number (or a 0-d array): one sample's class index
+            n_targets = None
+        if n_targets is not None:
+            raise TypeError(f"cross_entropy: the logits are one flat list of {len(z)} numbers "
+                            f"(one sample) but the target is a sequence of {n_targets}; for a "
+                            f"batch pass one list of logits per sample (a model with one output "
+                            f"per class), for one sample a single class index")
         return _reduce([_one_ce(z, target, "")], reduction, "cross_entropy")
     t = _seq(target, "cross_entropy: targets")
     if len(t) != len(z):
         raise ValueError(f"cross_entropy: {len(z)} rows of logits but {len(t)} targets")
-    terms = [_one_ce(zi, ti, f" {i}") for i, (zi, ti) in enumerate(zip(z, t))]
+    terms = [_one_ce(zi, ti, f" at position {i}") for i, (zi, ti) in enumerate(zip(z, t))]
     return _reduce(terms, reduction, "cross_entropy")
 
 

@@ -48,10 +48,10 @@ def _rng(seed: Seed, rng: Optional[random.Random]) -> random.Random:
         return rng
     if rng is None:
         return random.Random()
-    if isinstance(rng, bool) or not isinstance(rng, int):
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
         raise TypeError(f"seed must be an int or a random.Random, "
                         f"got {type(rng).__name__}: {rng!r}")
-    return random.Random(rng)
+    return random.Random(int(rng))
 
 
 def _check_activation(activation: str) -> str:
@@ -66,6 +66,19 @@ def _check_count(n: Any, what: str) -> int:
     return int(n)
 
 
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}: {name!r}")
+    return name
+
+
+def _ints(args: dict, *keys: str) -> Optional[list]:
+    """args[k] for each key when every one is a positive int, else None."""
+    vals = [args.get(k) for k in keys]
+    ok = all(type(v) is int and v >= 1 for v in vals)
+    return vals if ok else None
+
+
 def _who(who: Any) -> str:
     return who if isinstance(who, str) else repr(who)
 
@@ -77,7 +90,10 @@ def _as_inputs(x: Input, nin: int, who: Any) -> list:
     """
     if isinstance(x, (Value, numbers.Real)):
         x = (x,)
-    elif isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
+    elif isinstance(x, (str, bytes)):
+        raise TypeError(f"{_who(who)} needs a sequence of {nin} numbers or Values, "
+                        f"got {type(x).__name__}: {x!r}")
+    elif not hasattr(x, "__len__"):
         try:
             x = list(x)
         except TypeError:
@@ -88,7 +104,10 @@ def _as_inputs(x: Input, nin: int, who: Any) -> list:
     out = []
     for i, xi in enumerate(x):
         if not isinstance(xi, Value):
-            v = Value(xi)  # a clear TypeError for anything that is not a real number
+            if not isinstance(xi, numbers.Real):
+                raise TypeError(f"{_who(who)}: input {i} must be a number or a Value, "
+                                f"got {type(xi).__name__}: {xi!r}")
+            v = Value(xi)
             v.label = f"x{i}"
             xi = v
         out.append(xi)
@@ -110,10 +129,18 @@ class Module:
     """
 
     _registry: dict = {}
+    _registry_key = "Module"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Module._registry[cls.__name__] = cls
+        # this module's classes save under their short names ('MLP'); a subclass defined
+        # elsewhere under its full name, so a user's own `class MLP(Module)` (micrograd's
+        # spelling) neither replaces nor is mistaken for this one when a file is loaded
+        key = cls.__name__
+        if cls.__module__ != __name__:
+            key = f"{cls.__module__}.{cls.__qualname__}"
+        cls._registry_key = key
+        Module._registry[key] = cls
 
     # -- parameters ------------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Value]]:
@@ -134,11 +161,13 @@ class Module:
             p._gv = None
 
     def _config(self) -> dict:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved: a Module subclass "
+                                  f"implements _config(), the constructor arguments that rebuild "
+                                  f"it (as a dict of JSON values)")
 
     def architecture(self) -> dict:
         """The class name and constructor arguments: what a saved file must match."""
-        return {"class": type(self).__name__, "args": self._config()}
+        return {"class": type(self)._registry_key, "args": self._config()}
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, float]:
@@ -177,7 +206,11 @@ class Module:
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise ModelFileError(f"{source}: parameter {n!r} must be a number, "
                                      f"got {type(v).__name__}: {v!r}")
-            v = float(v)
+            try:
+                v = float(v)
+            except OverflowError:  # an int too large for a float
+                raise ModelFileError(f"{source}: parameter {n!r} is an integer of "
+                                     f"{len(str(v))} digits, too large for a float") from None
             if not math.isfinite(v):
                 raise ModelFileError(f"{source}: parameter {n!r} must be finite, got {v!r}")
             values.append(v)
@@ -221,10 +254,12 @@ class Module:
                 doc = json.load(f, parse_constant=no_constants, object_pairs_hook=no_duplicates)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelFileError(f"{path}: not a saved model (corrupt JSON: {e})") from None
+        except RecursionError:
+            raise ModelFileError(f"{path}: not a saved model (JSON nested too deeply)") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a saved tinygrad_scalar model "
                                  f"(format tag {FORMAT!r} missing)")
-        if doc.get("version") != VERSION:
+        if type(doc.get("version")) is not int or doc["version"] != VERSION:
             raise ModelFileError(f"{path}: format version {doc.get('version')!r}, "
                                  f"this library reads version {VERSION}")
         arch = doc.get("architecture")
@@ -250,12 +285,30 @@ class Module:
             raise ModelFileError(f"{path}: unknown model class {arch['class']!r}")
         if not issubclass(klass, cls):
             raise ModelFileError(f"{path}: holds a {arch['class']}, not a {cls.__name__}")
+        params = doc["parameters"]
+        if not isinstance(params, Mapping):
+            raise ModelFileError(f"{path}: parameters must be a mapping of name -> number, "
+                                 f"got {type(params).__name__}")
+        count = klass._parameter_count(arch["args"])
+        if count is not None and len(params) != count:
+            # checked before building: a corrupt width must not allocate a huge model first
+            raise ModelFileError(f"{path}: has {len(params)} parameters, the architecture "
+                                 f"{arch!r} has {count}")
         try:
             model = klass(**arch["args"])
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: bad architecture {arch!r}: {e}") from None
-        model._assign(doc["parameters"], path)
+        if model.architecture() != arch:  # e.g. an unknown argument such as a seed
+            raise ModelFileError(f"{path}: bad architecture {arch!r}: a {klass.__name__} "
+                                 f"saves {model.architecture()!r}")
+        model._assign(params, path)
         return model
+
+    @classmethod
+    def _parameter_count(cls, args: dict) -> Optional[int]:
+        """How many parameters a model built from `args` has, computed without building it
+        (None when unknown or when the arguments are malformed: the constructor says why)."""
+        return None
 
     def _load_into(self, path: Union[str, os.PathLike]) -> "Module":
         """`model.load(path)`: this model's parameters from a file saved for the same
@@ -284,7 +337,7 @@ class Neuron(Module):
                  rng: Optional[random.Random] = None, name: str = ""):
         self.nin = _check_count(nin, "nin")
         self.activation = _check_activation(activation)
-        self.name = name
+        self.name = _check_name(name)
         pre = f"{name}." if name else ""
         r = _rng(seed, rng)
         self.w = [Value(x, f"{pre}w{i}") for i, x in enumerate(_init(r, self.nin))]
@@ -313,7 +366,15 @@ class Neuron(Module):
         yield f"{pre}b", self.b
 
     def _config(self) -> dict:
-        return {"nin": self.nin, "activation": self.activation}
+        cfg = {"nin": self.nin, "activation": self.activation}
+        if self.name:  # the name prefixes every parameter name, so a file must carry it
+            cfg["name"] = self.name
+        return cfg
+
+    @classmethod
+    def _parameter_count(cls, args: dict) -> Optional[int]:
+        n = _ints(args, "nin")
+        return None if n is None else n[0] + 1
 
     def __repr__(self) -> str:
         return f"Neuron({self.nin}, activation={self.activation!r})"
@@ -327,7 +388,7 @@ class Layer(Module):
         self.nin = _check_count(nin, "nin")
         self.nout = _check_count(nout, "nout")
         self.activation = _check_activation(activation)
-        self.name = name
+        self.name = _check_name(name)
         r = _rng(seed, rng)
         pre = f"{name}." if name else ""
         self.neurons = [Neuron(self.nin, activation, rng=r, name=f"{pre}N{i}")
@@ -345,7 +406,15 @@ class Layer(Module):
             yield from n.named_parameters()
 
     def _config(self) -> dict:
-        return {"nin": self.nin, "nout": self.nout, "activation": self.activation}
+        cfg = {"nin": self.nin, "nout": self.nout, "activation": self.activation}
+        if self.name:  # the name prefixes every parameter name, so a file must carry it
+            cfg["name"] = self.name
+        return cfg
+
+    @classmethod
+    def _parameter_count(cls, args: dict) -> Optional[int]:
+        n = _ints(args, "nin", "nout")
+        return None if n is None else (n[0] + 1) * n[1]
 
     def __repr__(self) -> str:
         return f"Layer({self.nin}, {self.nout}, activation={self.activation!r})"
@@ -384,6 +453,15 @@ class MLP(Module):
 
     def _config(self) -> dict:
         return {"nin": self.nin, "nouts": list(self.nouts), "activation": self.activation}
+
+    @classmethod
+    def _parameter_count(cls, args: dict) -> Optional[int]:
+        nouts = args.get("nouts")
+        if _ints(args, "nin") is None or type(nouts) is not list or not nouts \
+                or not all(type(n) is int and n >= 1 for n in nouts):
+            return None
+        sizes = [args["nin"]] + nouts
+        return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
 
     def __repr__(self) -> str:
         head = (f"MLP({self.nin}, {self.nouts}, activation={self.activation!r}): "

@@ -45,6 +45,11 @@ class Optimizer:
         for i, p in enumerate(ps):
             if not isinstance(p, Value):
                 raise TypeError(f"params[{i}] must be a Value, got {type(p).__name__}: {p!r}")
+            if not p.is_leaf or p.is_constant:  # as torch: only leaves can be optimised
+                what = "a constant" if p.is_constant else f"computed by {p.op.name!r}"
+                raise ValueError(f"params[{i}] is {what} ({p!r}), not a leaf: an optimizer "
+                                 f"updates the leaves a graph is built from, such as "
+                                 f"model.parameters()")
             if id(p) in seen:
                 raise ValueError(f"params[{i}] appears twice: it would be updated twice per step")
             seen.add(id(p))

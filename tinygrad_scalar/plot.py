@@ -13,6 +13,7 @@ under no_grad.
 from __future__ import annotations
 
 import io
+import numbers
 import os
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -76,10 +77,12 @@ def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
     acc = history.get("accuracy") if isinstance(history, dict) else history.accuracy
     if not loss:
         raise ValueError("plot_loss: the history has no steps to plot")
+    from matplotlib.ticker import MaxNLocator
     fig, ax = _figure(ax)
     steps = range(len(loss))
     ax.plot(steps, loss, color=_COLORS[0], lw=1.5, label="loss")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no "step 2.5"
     ax.set_ylabel("loss", color=_COLORS[0])
     if min(loss) > 0:
         ax.set_yscale("log")
@@ -135,13 +138,50 @@ def predict_grid(model: Callable, points: np.ndarray) -> np.ndarray:
     return np.array(rows, dtype=float)
 
 
+def _sigmoid_output(model) -> bool:
+    """A one-output module ending in a sigmoid: its output is a probability, split at 0.5."""
+    if isinstance(model, MLP):
+        return False  # an MLP's last layer is linear
+    return isinstance(model, (Neuron, Layer)) and model.activation == "sigmoid"
+
+
+def _regions(model, out: np.ndarray) -> tuple:
+    """(class index per row of `out`, signed score or None): one output is split at 0 (at
+    0.5 after a sigmoid), region 0 the negative side (label -1 or 0); several: the largest."""
+    if out.shape[1] == 1:
+        threshold = 0.5 if _sigmoid_output(model) else 0.0
+        return (out[:, 0] > threshold).astype(int), out[:, 0] - threshold
+    return out.argmax(axis=1), None
+
+
+def _label_indices(labels: list, n_outputs: int) -> list:
+    """The colour index of each label, the same index the predicted regions use.
+
+    One output: 1 for the positive side (label > 0, for -1/+1 and 0/1 labels alike), else 0.
+    Several outputs: a class index label is its own colour. So the colours match the regions
+    even when a class is missing from the points shown (a test split, one class only).
+    Other labels fall back to their rank among the labels present.
+    """
+    def is_int(t):
+        return isinstance(t, numbers.Integral) or (isinstance(t, numbers.Real)
+                                                   and float(t).is_integer())
+    if n_outputs == 1 and all(isinstance(t, numbers.Real) and t in (-1, 0, 1) for t in labels):
+        return [int(t > 0) for t in labels]
+    if n_outputs > 1 and all(is_int(t) and 0 <= t < n_outputs for t in labels):
+        return [int(t) for t in labels]
+    index = {c: i for i, c in enumerate(sorted(set(labels)))}
+    return [index[t] for t in labels]
+
+
 def plot_decision_boundary(model: Callable, X: Sequence, y: Sequence, ax=None,
                            path: Optional[PathLike] = None, title: str = "decision boundary",
                            resolution: int = 200, margin: float = 0.5) -> Any:
     """The classes a 2-input model predicts over the plane, with the data on top.
 
-    One output: class by the sign of the score (the hinge/BCE convention, boundary at 0);
-    several outputs: the largest one (cross-entropy). Labels may be -1/+1, 0/1 or 0..k-1.
+    One output: class by the sign of the score (the hinge/BCE convention, boundary at 0), or
+    by 0.5 for a Neuron or Layer whose activation is the sigmoid (a probability); several
+    outputs: the largest one (cross-entropy). Labels may be -1/+1, 0/1 or 0..k-1; each point
+    has the colour of the region of its own class, also when some class is absent from `y`.
     `resolution` grid points per axis. Returns the Figure; `path` also saves it.
     """
     from matplotlib.colors import ListedColormap
@@ -153,27 +193,23 @@ def plot_decision_boundary(model: Callable, X: Sequence, y: Sequence, ax=None,
         raise ValueError(f"{len(pts)} points but {len(labels)} labels")
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-    classes = sorted(set(labels))
     lo, hi = pts.min(axis=0) - margin, pts.max(axis=0) + margin
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
                          np.linspace(lo[1], hi[1], resolution))
     out = predict_grid(model, np.column_stack([gx.ravel(), gy.ravel()]))
-    if out.shape[1] == 1:
-        # class index into `classes`: the lower label on the negative side
-        pred = (out[:, 0] > 0).astype(int)
-        score = out[:, 0].reshape(gx.shape)
-    else:
-        pred = out.argmax(axis=1)
-        score = None
-    k = max(len(classes), int(pred.max()) + 1)
-    cmap = ListedColormap(_COLORS[:k])
+    pred, score = _regions(model, out)
+    if score is not None:
+        score = score.reshape(gx.shape)
+    point_index = _label_indices(labels, out.shape[1])
+    k = max(2 if out.shape[1] == 1 else out.shape[1], max(point_index) + 1)
+    palette = [_COLORS[i % len(_COLORS)] for i in range(k)]
+    cmap = ListedColormap(palette)
     fig, ax = _figure(ax, (5.5, 5.0))
     ax.contourf(gx, gy, pred.reshape(gx.shape), levels=np.arange(k + 1) - 0.5, cmap=cmap,
                 alpha=0.25)
     if score is not None and score.min() < 0 < score.max():
         ax.contour(gx, gy, score, levels=[0.0], colors="k", linewidths=1.0)
-    index = {c: i for i, c in enumerate(classes)}
-    colors = [_COLORS[index[c] % len(_COLORS)] for c in labels]
+    colors = [palette[i] for i in point_index]
     ax.scatter(pts[:, 0], pts[:, 1], c=colors, s=22, edgecolors="k", linewidths=0.5)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])

@@ -135,7 +135,7 @@ _KERNELS: dict = {
     engine.NEG: _Kernel(lambda M, x: -x[0], lambda M, x, out: (MINUS,), can_overflow=False),
     engine.ABS: _Kernel(lambda M, x: np.abs(x[0]), lambda M, x, out: (_sign(x[0]),),
                         can_overflow=False),
-    engine.RELU: _Kernel(lambda M, x: np.where(x[0] > 0.0, x[0], 0.0),
+    engine.RELU: _Kernel(lambda M, x: np.where(x[0] <= 0.0, 0.0, x[0]),
                          lambda M, x, out: (np.where(x[0] > 0.0, 1.0, 0.0),),
                          can_overflow=False),
     engine.TANH: _Kernel(lambda M, x: M.tanh(x[0]), lambda M, x, out: (1.0 - out * out,),
@@ -960,7 +960,8 @@ class Program:
         (accumulate=False); write=False leaves .grad alone. inputs=True also returns d/d input
         per example; per_example=True also the parameters' per-example gradients (otherwise
         each contribution to a parameter is summed over the batch where it is made, since
-        parameters have no batch axis). Returns a Grads tuple.
+        parameters have no batch axis). `reduce` scales only the reduced parameter gradients:
+        the per-example arrays are each example's own gradient. Returns a Grads tuple.
         """
         if not getattr(self, "_have_forward", False):
             raise RuntimeError("backward needs a forward run first: call program(feeds) before "

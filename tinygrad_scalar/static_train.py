@@ -109,8 +109,10 @@ def _targets_onehot(y: np.ndarray, k: int) -> np.ndarray:
     bad = np.flatnonzero((yi != y) | (yi < 0) | (yi >= k))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"cross_entropy: target {i} {float(y[i])!r} is not a class index in "
-                         f"0..{k - 1} ({k} logits)")
+        hint = (" (the model has one output: cross_entropy needs one output per class)"
+                if k == 1 else "")
+        raise ValueError(f"cross_entropy: target {float(y[i])!r} at position {i} is not a class "
+                         f"index in 0..{k - 1} ({k} logits){hint}")
     onehot = np.zeros((len(y), k))
     onehot[np.arange(len(y)), yi] = 1.0
     return onehot

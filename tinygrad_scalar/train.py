@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import losses as _losses
+from .data import _rng as _seeded
 from .engine import Value, no_grad
 from .optim import Optimizer
 
@@ -184,6 +185,10 @@ class History:
 
 
 def _is_terminal(stream) -> bool:
+    """A terminal, or a Jupyter kernel's output stream (which says it is no tty, yet shows a
+    bar live); files, pipes and StringIO are not."""
+    if type(stream).__module__.startswith("ipykernel."):
+        return True
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
@@ -191,7 +196,8 @@ def _is_terminal(stream) -> bool:
 
 
 def progress(total: int, desc: str, quiet: bool = False, file=None):
-    """A tqdm bar, disabled when quiet or when its stream is not a terminal (logs, CI, tests)."""
+    """A tqdm bar, disabled when quiet or when its stream is neither a terminal nor Jupyter's
+    (logs, CI, tests)."""
     import warnings
     with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns on import
         warnings.simplefilter("ignore")  # and falls back to the text bar, which is what we want
@@ -249,7 +255,7 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
     elif not callable(step_fn):
         raise TypeError(f"step_fn must be callable as step_fn(X_batch, y_batch) -> (loss, "
                         f"accuracy), got {type(step_fn).__name__}")
-    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+    rng = _seeded(seed)  # an int (numpy's too), a random.Random or None
     per_epoch = math.ceil(n / batch_size)
     hist = History()
     order = list(range(n))

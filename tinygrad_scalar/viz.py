@@ -122,6 +122,16 @@ def _record_text(s: str) -> str:
     return _RECORD_SPECIAL.sub(r"\\\1", s)
 
 
+def _plain_text(s: str) -> str:
+    """Free text (a title, a cluster name, an operation symbol) shown literally by Graphviz.
+
+    Without this a backslash is an escape (a trailing one breaks the DOT file, `\\N` shows the
+    node's name) and text in `<...>` is read as an HTML label. Newlines become line breaks.
+    """
+    s = s.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n")
+    return graphviz.nohtml(s.replace("\n", "\\n"))
+
+
 def _path_of_label(label: str) -> Optional[tuple]:
     parts = label.split(".")
     if len(parts) < 2 or not all(parts):
@@ -316,7 +326,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
     g = Drawing(name="tinygrad_scalar", format=format, engine="dot")
     g.attr("graph", rankdir=rankdir, fontname="Helvetica", nodesep="0.25", ranksep="0.35")
     if title:
-        g.attr("graph", label=title, labelloc="t", fontsize="14")
+        g.attr("graph", label=_plain_text(title), labelloc="t", fontsize="14")
     if graph_attr:
         g.attr("graph", **dict(graph_attr))
     g.attr("node", fontname="Helvetica", fontsize="11", shape="record", height="0.3")
@@ -369,7 +379,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if v._a is not None:
             op = v.op
             sym = OP_LABELS.get(op.name, op.symbol) if op is not None else "?"
-            sub.node(f"n{i}op", sym, **_OP)
+            sub.node(f"n{i}op", _plain_text(sym), **_OP)
 
     def emit_box(sub, b: int) -> None:
         path = box_paths[b]
@@ -381,6 +391,8 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         else:
             label = fields([head, f"{len(members)} values"])
         attrs = dict(_COLLAPSED)
+        if n - 1 in members:  # the root is inside this neuron: the box is drawn as the root
+            attrs.update(_ROOT, style="filled,rounded,bold")
         if any(topo[i] in hi_nodes for i in members):
             attrs.update(_HIGHLIGHT)
         sub.node(f"c{b}", label, **attrs)
@@ -411,8 +423,10 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         for kind, k in node["nodes"]:
             (emit_box if kind == "box" else emit_value)(sub, k)
         for child in node["children"]:
-            with sub.subgraph(name="cluster_" + ".".join(child)) as c:
-                c.attr(label=child[-1], **_CLUSTER)
+            # a backslash in a DOT name would escape the closing quote: doubled, names stay unique
+            cname = "cluster_" + ".".join(child).replace("\\", "\\\\")
+            with sub.subgraph(name=cname) as c:
+                c.attr(label=_plain_text(child[-1]), **_CLUSTER)
                 emit_group(c, child)
 
     emit_group(g, ())

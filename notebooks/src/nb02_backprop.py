@@ -197,7 +197,8 @@ CELLS = [
     **Leaves accumulate.** Because of `+=`, the engine *adds* into the gradient of a leaf
     every time `backward()` runs; that is what lets a loss that is a sum over examples be
     differentiated piece by piece. The price: gradients must be reset between steps with
-    `zero_grad()`, or they double.
+    `zero_grad()`, or each step adds onto the last one's (here, where the same graph runs
+    backward twice, they double).
     """),
     ("code", r"""
     e.backward()                    # a second time, without zeroing

@@ -45,7 +45,7 @@ CELLS = [
     $$z = \sum_{i} w_i x_i + b, \qquad a = \varphi(z).$$
 
     The weights say how much each input matters, the bias shifts the threshold. With
-    `Value`s this is three lines, and the engine records the graph as it goes.
+    `Value`s this is a few lines, and the engine records the graph as it goes.
     """),
     ("code", r"""
     x0, x1 = Value(2.0, "x0"), Value(0.0, "x1")

@@ -84,6 +84,9 @@ class Narration(Sequence):
     def _title(self) -> str:
         root = self.names[self.root]
         seed = "" if self.seed == 1.0 else f", seed gradient {fmt(self.seed)}"
+        if not self.steps:
+            return (f"backward from {root} (data {fmt(self.root.data)}{seed}): {root} is a "
+                    "leaf, so backward takes no steps; it only adds the seed to its gradient")
         return (f"backward from {root} (data {fmt(self.root.data)}{seed}): "
                 f"{len(self.steps)} step(s) in reverse topological order")
 
@@ -110,7 +113,9 @@ class Narration(Sequence):
 
     def to_text(self, digits: int = 6, max_steps: Optional[int] = None) -> str:
         """A plain-text table, one line per input edge (`max_steps` shows only the first ones)."""
-        parts = [self._title(), text_table(self._HEADER, self._rows(digits, max_steps))]
+        parts = [self._title()]
+        if self.steps:
+            parts.append(text_table(self._HEADER, self._rows(digits, max_steps)))
         if max_steps is not None and len(self.steps) > max_steps:
             parts.append(f"... {len(self.steps) - max_steps} more step(s)")
         parts.append(self._leaf_line(digits))
@@ -131,7 +136,8 @@ class Narration(Sequence):
         note = self._leaf_line(digits)
         if len(self.steps) > max_steps:
             note = f"... {len(self.steps) - max_steps} more step(s) not shown. " + note
-        return html_table(self._HEADER, rows, title=self._title(), note=note, row_styles=styles)
+        return html_table(self._HEADER if rows else [], rows, title=self._title(), note=note,
+                          row_styles=styles)
 
 
 def narrate(root: Value, gradient: float = 1.0) -> Narration:
