@@ -82,6 +82,14 @@ def bench_chain(repeats: int) -> dict:
         reps = repeats if n <= 10_000 else max(3, repeats // 2)
         out[f"ours_per_node_ns_{n}"] = statistics.median(
             timed(lambda: chain(Value, n)) for _ in range(reps)) / n * 1e9
+        # the same with CPython's automatic collection paused: the engine's own scaling, apart
+        # from the collector's passes over a heap of a million tracked objects
+        gc.disable()
+        try:
+            out[f"ours_nogc_per_node_ns_{n}"] = statistics.median(
+                timed(lambda: chain(Value, n)) for _ in range(reps)) / n * 1e9
+        finally:
+            gc.enable()
     # micrograd's backward is recursive: find how deep it gets at the default recursion limit
     depth_ok = 0
     for n in (100, 200, 300, 400, 500, 1000, 10_000):
@@ -100,6 +108,8 @@ def bench_chain(repeats: int) -> dict:
         sys.setrecursionlimit(limit)
     gc.unfreeze()
     out["ours_1e6_over_1e4"] = out["ours_per_node_ns_1000000"] / out["ours_per_node_ns_10000"]
+    out["ours_nogc_1e6_over_1e4"] = (out["ours_nogc_per_node_ns_1000000"]
+                                     / out["ours_nogc_per_node_ns_10000"])
     out["chain_ratio_1e4"] = out["micrograd_per_node_ns_10000"] / out["ours_per_node_ns_10000"]
     return out
 
@@ -182,7 +192,9 @@ def main() -> None:
     print("(b) deep chain y = y * c, build + backward, time per node")
     print(f"    tinygrad_scalar: {b['ours_per_node_ns_10000']:.0f} ns at 1e4, "
           f"{b['ours_per_node_ns_1000000']:.0f} ns at 1e6 "
-          f"(1e6/1e4 = {b['ours_1e6_over_1e4']:.2f})")
+          f"(1e6/1e4 = {b['ours_1e6_over_1e4']:.2f}); with automatic gc paused "
+          f"{b['ours_nogc_per_node_ns_10000']:.0f} and {b['ours_nogc_per_node_ns_1000000']:.0f} ns "
+          f"(1e6/1e4 = {b['ours_nogc_1e6_over_1e4']:.2f})")
     print(f"    micrograd: {b['micrograd_per_node_ns_10000']:.0f} ns at 1e4 (recursion limit "
           f"raised; at the default limit its backward fails beyond "
           f"~{b['micrograd_max_chain_at_default_limit']} nodes); ratio at 1e4 "
