@@ -146,7 +146,7 @@ def test_narrate_text_and_html():
     assert lines[3].split() == ["1", "e", "*", "6", "1", "c", "2", "1", "x", "2", "=", "2",
                                 "0", "->", "2"]
     assert lines[-2].split() == ["b", "1", "2", "x", "1", "=", "2", "3", "->", "5"]
-    assert lines[-1] == "leaf gradients: a = 2, b = 5, n3 (const) = 3"
+    assert lines[-1] == "leaf gradients: a = 2, b = 5"  # constants are left out
     page = n._repr_html_()
     assert page.count("<tr") == 1 + 6 and "leaf gradients" in page
     assert "<script" not in page

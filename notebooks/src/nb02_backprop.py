@@ -266,7 +266,7 @@ CELLS = [
 
     (The constant exponents `2` also get a gradient, $\partial r/\partial 2$: how $r$ would
     change if the exponent changed. Backward computes it because it is an input of the power
-    operation; nobody needs to read it.)
+    operation; nobody needs to read it, so pictures and the leaf summary leave it out.)
     """),
     ("code", r"""
     x = Value(3.0, label="x")

@@ -107,8 +107,11 @@ class Narration(Sequence):
                "upstream x local", "input grad before -> after"]
 
     def _leaf_line(self, digits: int) -> str:
+        # constants are left out (their gradient means nothing to a learner, as in pictures),
+        # unless the whole expression is one
         leaves = [f"{self.names[v]}{' (const)' if v.is_constant else ''} = "
-                  f"{fmt(self.grads[v], digits)}" for v in self.order if not v._prev]
+                  f"{fmt(self.grads[v], digits)}" for v in self.order
+                  if not v._prev and (not v.is_constant or v is self.root)]
         return "leaf gradients: " + (", ".join(leaves) if leaves else "(none)")
 
     def to_text(self, digits: int = 6, max_steps: Optional[int] = None) -> str:
