@@ -70,18 +70,24 @@ class NumpyByHand:
         return loss
 
 
-def bench_demo_step(repeats: int) -> dict:
+def demo_setup():
+    """micrograd's demo data and net, and our compiled step on the same data."""
     MV, MMLP = need_micrograd()
     X, y01 = make_moons(100, noise=0.1, seed=1)
     y = [float(v) for v in signed_labels(y01)]
     Xa, ya = np.array(X), np.array(y)
     random.seed(1337)
     theirs = MMLP(2, [16, 16, 1])
-    eng = MLP(2, [16, 16, 1], seed=1337)
-    eng_step = TrainStep(eng, "hinge", SGD(eng.parameters(), lr=LR), alpha=ALPHA)
     comp = MLP(2, [16, 16, 1], seed=1337)
     comp_step = CompiledStep(comp, "hinge", SGD(comp.parameters(), lr=LR), alpha=ALPHA)
     comp_step(Xa, ya)  # the first call traces-checks (verify) and allocates buffers
+    return MV, theirs, X, y, Xa, ya, comp_step
+
+
+def bench_demo_step(repeats: int) -> dict:
+    MV, theirs, X, y, Xa, ya, comp_step = demo_setup()
+    eng = MLP(2, [16, 16, 1], seed=1337)
+    eng_step = TrainStep(eng, "hinge", SGD(eng.parameters(), lr=LR), alpha=ALPHA)
     by_hand = NumpyByHand(MLP(2, [16, 16, 1], seed=1337))
     runs = {"micrograd": lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA),
             "engine": lambda: eng_step(X, y),
@@ -113,15 +119,7 @@ def bench_natural(repeats: int) -> dict:
     collection on (it frees micrograd's cycles as they pile up), K consecutive steps timed
     together so the collections it triggers are amortised over them."""
     import time
-    MV, MMLP = need_micrograd()
-    X, y01 = make_moons(100, noise=0.1, seed=1)
-    y = [float(v) for v in signed_labels(y01)]
-    Xa, ya = np.array(X), np.array(y)
-    random.seed(1337)
-    theirs = MMLP(2, [16, 16, 1])
-    comp = MLP(2, [16, 16, 1], seed=1337)
-    comp_step = CompiledStep(comp, "hinge", SGD(comp.parameters(), lr=LR), alpha=ALPHA)
-    comp_step(Xa, ya)
+    MV, theirs, X, y, Xa, ya, comp_step = demo_setup()
     blocks = {"micrograd": (lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA), 5),
               "compiled": (lambda: comp_step(Xa, ya), 500)}
     gc.collect()

@@ -6,28 +6,17 @@ without running it, fails here with the command that regenerates it.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("nbformat", reason="nbformat is needed to read the notebooks")
 pytest.importorskip("nbclient", reason="nbclient is needed by the notebook generator")
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from notebook_generator import NOTEBOOKS, load_generator  # noqa: E402
 
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_notebooks",
-                                                  NOTEBOOKS / "make_notebooks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-GEN = _generator()
+GEN = load_generator()
 SOURCES = GEN.sources()
 
 
