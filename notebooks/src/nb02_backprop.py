@@ -25,7 +25,8 @@ CELLS = [
     from IPython.display import SVG, display
 
     from tinygrad_scalar import Value, topological_order
-    from tinygrad_scalar.teach import backprop_frames, narrate
+    from tinygrad_scalar.teach import (backprop_frames, check_answer, misconceptions, narrate,
+                                        quiz)
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -320,7 +321,9 @@ CELLS = [
     x, y, z = Value(1.0), Value(2.0), Value(-3.0)
     f = (x + y) * z
     f.backward()
-    assert (df_dx, df_dy, df_dz) == (x.grad, y.grad, z.grad)
+    check_answer("df/dx", df_dx, x.grad)
+    check_answer("df/dy", df_dy, y.grad)
+    check_answer("df/dz", df_dz, z.grad)
     print("correct:", df_dx, df_dy, df_dz)
     """),
     ("md", r"""
@@ -334,7 +337,8 @@ CELLS = [
     ("code", r"""
     # check against the local derivatives the engine stores on the node
     c = Value(3.0) / Value(2.0)
-    assert (local_a, local_b) == c._local
+    check_answer("dc/da", local_a, c._local[0])
+    check_answer("dc/db", local_b, c._local[1])
     print("correct:", c._local)
     """),
     ("md", r"""
@@ -353,13 +357,16 @@ CELLS = [
     ("code", r"""
     # check: the narration has one contribution per edge into x; backward adds them
     x = Value(3.0, label="x")
-    y = x / x ** 2
-    contributions = sorted(edge.contribution for step in narrate(y) for edge in step.edges
-                           if edge.input is x)
-    mine = sorted([via_numerator, via_square])
-    assert all(math.isclose(p, q) for p, q in zip(mine, contributions))
+    u = x ** 2
+    y = x / u
+    steps = {step.node: step for step in narrate(y)}
+    check_answer("contribution through the numerator", via_numerator,
+                 [edge.contribution for edge in steps[y].edges if edge.input is x][0])
+    check_answer("contribution through x**2", via_square,
+                 [edge.contribution for edge in steps[u].edges if edge.input is x][0])
     y.backward()
-    assert math.isclose(total, x.grad) and math.isclose(total, -1 / 3 ** 2)
+    check_answer("total dy/dx", total, x.grad)
+    assert math.isclose(x.grad, -1 / 3 ** 2)
     print("correct:", via_numerator, "+", via_square, "=", x.grad)
     """),
     ("md", r"""

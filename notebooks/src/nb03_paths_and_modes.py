@@ -28,7 +28,8 @@ CELLS = [
     from IPython.display import display
 
     from tinygrad_scalar import Value, topological_order
-    from tinygrad_scalar.teach import forward_mode, mode_costs, paths
+    from tinygrad_scalar.teach import (answered, check_answer, expression_swell, forward_mode,
+                                        mode_costs, paths, symbolic)
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -308,12 +309,12 @@ CELLS = [
     ("code", r"""
     # check by counting on the graphs
     x, y = diamonds(10)
-    assert paths(y, x).count == paths_10_diamonds
+    check_answer("paths_10_diamonds", paths_10_diamonds, paths(y, x).count)
     x = Value(0.3)
     y = x
     for _ in range(5):
         y = y.sin() + y.cos() + y.tanh()
-    assert paths(y, x).count == paths_5_threeway
+    check_answer("paths_5_threeway", paths_5_threeway, paths(y, x).count)
     print("correct:", paths_10_diamonds, paths_5_threeway)
     """),
     ("md", r"""
@@ -332,10 +333,12 @@ CELLS = [
     ga, gb = Value(2.0, label="a"), Value(3.0, label="b")
     g = (ga * gb) * (ga + gb)
     g.backward()
+    answered(products_a=products_a, products_b=products_b)
     for leaf, mine in ((ga, products_a), (gb, products_b)):
         listed = paths(g, leaf)
-        assert sorted(mine) == sorted(path.product for path in listed.paths)
-        assert sum(mine) == leaf.grad
+        check_answer(f"products_{leaf.label} (sorted)", sorted(mine),
+                     sorted(path.product for path in listed.paths))
+        check_answer(f"dg/d{leaf.label} (the sum)", sum(mine), leaf.grad)
     print("correct: dg/da =", sum(products_a), " dg/db =", sum(products_b))
     """),
     ("md", r"""
@@ -356,9 +359,11 @@ CELLS = [
     xs = [Value(0.01 * i, label=f"x{i}") for i in range(1, 51)]
     f = Value.sum(xs) ** 2
     cost = mode_costs(f, xs)
-    assert (forward_sweeps, reverse_sweeps) == (len(cost.forward), len(cost.reverse))
-    assert (forward_madds, reverse_madds) == (cost.forward_total, cost.reverse_total)
-    assert cheaper == cost.cheaper
+    check_answer("forward_sweeps", forward_sweeps, len(cost.forward))
+    check_answer("reverse_sweeps", reverse_sweeps, len(cost.reverse))
+    check_answer("forward_madds", forward_madds, cost.forward_total)
+    check_answer("reverse_madds", reverse_madds, cost.reverse_total)
+    check_answer("cheaper", cheaper, cost.cheaper)
     print("correct:", cost.forward_total, "vs", cost.reverse_total, "multiply-adds")
     """),
     ("md", r"""

@@ -75,6 +75,20 @@ def check_answer(what: str, yours: object, engine: object, *, rel_tol: float = 1
         raise WrongAnswer(f"your {what} is {yours!r}, the engine says {engine!r}")
 
 
+def answered(**answers: object) -> None:
+    """Raise WrongAnswer naming every answer that is still `...` (a student notebook's blank).
+
+    For checks that must use an answer before comparing it (call it, index it, build a graph
+    from it): `answered(my_order=my_order)` first, then the comparisons.
+    """
+    blank = [k for k, v in answers.items()
+             if v is Ellipsis or (isinstance(v, (tuple, list)) and Ellipsis in v)]
+    if blank:
+        raise WrongAnswer(f"{', '.join(blank)} {'is' if len(blank) == 1 else 'are'} not "
+                          "answered yet: replace the ... in the answer cell above and run it, "
+                          "then run this check again")
+
+
 @dataclass(frozen=True)
 class QuizRow:
     """One answered node: the answer, the engine's gradient, and the hint when wrong."""
