@@ -51,6 +51,13 @@ def test_dropped_local_is_diagnosed_and_missing_answers_listed():
     r = q.check({})
     assert r.missing == ["x"] and not r.all_right
     assert q.check({x: 4.0}).all_right
+    assert q.check(x=4).assert_right().all_right
+    with pytest.raises(WrongAnswer, match="x: your dy/dx is 1"):
+        q.check(x=1).assert_right()
+    with pytest.raises(WrongAnswer, match="not answered: x"):
+        q.check({}).assert_right()
+    with pytest.raises(WrongAnswer, match="x not answered yet"):
+        q.check(x=...)
 
 
 def test_bad_answers_and_nodes_are_refused():

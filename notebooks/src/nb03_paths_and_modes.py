@@ -18,7 +18,9 @@ CELLS = [
     4. compares the two ways of factoring, **forward mode** (tangents, from an input) and
        **reverse mode** (gradients, from an output), on one graph;
     5. counts their operations for a whole Jacobian, which is why neural networks are trained
-       with reverse mode.
+       with reverse mode;
+    6. writes every gradient as a formula (SymPy) next to the numbers, and measures why
+       differentiating the formula instead of the graph would be a bad idea.
     """),
     ("code", r"""
     import math
@@ -291,6 +293,49 @@ CELLS = [
     ("code", r"""
     assert table[100, 1].cheaper == "reverse" and table[1, 100].cheaper == "forward"
     assert table[100, 1].forward_total == 100 * table[1, 1].forward_total
+    """),
+    ("md", r"""
+    ## 6. Formulas next to numbers: why backprop is not symbolic differentiation
+
+    A computer algebra system can write every node's value, and its gradient, as a formula
+    in the inputs. `symbolic(root)` does it with SymPy (the optional `symbolic` extra): the
+    gradients come from the same reverse sweep as `backward()`, with each edge's local
+    derivative taken symbolically, then simplified. Put the leaves' numbers in, and out come
+    backward's numbers:
+    """),
+    ("code", r"""
+    formulas = symbolic(e)
+    formulas
+    """),
+    ("code", r"""
+    for row in formulas.rows:
+        assert math.isclose(row.grad_number, row.backward), row.name
+    print("de/db as a formula:", formulas.row("b").grad, "=", formulas.row("b").grad_number)
+    """),
+    ("md", r"""
+    So why not differentiate the formula instead of the graph? Because a formula has no
+    shared sub-expressions: every node is written out once per use, and the product rule
+    writes its factors out twice more. The table counts the size of $\partial y/\partial x$
+    as SymPy's `diff` writes it (before simplifying) for a chain of diamonds
+    $v \mapsto \sin v \cos v$ and for one $	anh$ neuron with $n$ inputs (all $2n+1$
+    derivatives together), against the graph's size. Reverse mode on the graph needs one
+    multiply-add per edge, whatever the graph:
+    """),
+    ("code", r"""
+    swell = expression_swell()
+    swell
+    """),
+    ("md", r"""
+    The graph grows by 3 nodes per diamond, the written-out derivative more than doubles: the
+    same blow-up as the number of paths in section 2, and for the same reason. Simplifying
+    can shrink a formula, but only after building it. Backpropagation never writes the
+    formula: it keeps each intermediate gradient as one number on the graph and reuses it,
+    which is the factoring of section 3.
+    """),
+    ("code", r"""
+    diamonds_rows = [r for r in swell.rows if "diamond" in r.graph]
+    assert all(q.derivative_size > 2 * p.derivative_size
+               for p, q in zip(diamonds_rows, diamonds_rows[1:]))
     """),
     ("md", r"""
     ## Exercises

@@ -121,6 +121,16 @@ class QuizResult:
     def records(self) -> list:
         return [r.to_dict() for r in self.rows]
 
+    def assert_right(self) -> "QuizResult":
+        """Raise WrongAnswer listing each wrong answer with its hint (and the unanswered
+        ones); return self when every hidden gradient is answered right."""
+        if self.all_right:
+            return self
+        lines = [f"{r.name}: {r.hint}" for r in self.rows if not r.right]
+        if self.missing:
+            lines.append(f"not answered: {', '.join(self.missing)}")
+        raise WrongAnswer("; ".join(lines))
+
     def _table(self) -> tuple:
         head = ["node", f"your d{self.root_name}/d node", "verdict"]
         rows = [[r.name, _show(r.yours), "right" if r.right else "wrong: " + r.hint]
@@ -214,6 +224,11 @@ class Quiz:
                                 f"{type(answers).__name__}: {answers!r}")
             given += list(answers.items())
         given += list(by_name.items())
+        blank = [str(k if isinstance(k, str) else self.names.get(k, k)) for k, y in given
+                 if y is Ellipsis]
+        if blank:
+            raise WrongAnswer(f"{', '.join(blank)} not answered yet: replace the ... in the "
+                              "answer cell above and run it, then run this check again")
         rows, seen = [], set()
         for key, yours in given:
             v = resolve(key, self.names, "quiz.check")
