@@ -299,7 +299,10 @@ class Misconceptions:
                 f"leaf columns: d {r} / d leaf")
 
     def to_text(self, digits: int = 6) -> str:
-        return "\n".join([self._title(), text_table(self._header(), self._rows(digits))])
+        """The table (variant, each leaf's gradient, verdict), then one line per variant on why."""
+        rows = [r[:-1] for r in self._rows(digits)]
+        why = [f"- {v.key}: {v.reason}" for v in self.variants if v.key != "right"]
+        return "\n".join([self._title(), text_table(self._header()[:-1], rows), "why:", *why])
 
     def __str__(self) -> str:
         return self.to_text()
