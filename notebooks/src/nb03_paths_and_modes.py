@@ -317,7 +317,7 @@ CELLS = [
     shared sub-expressions: every node is written out once per use, and the product rule
     writes its factors out twice more. The table counts the size of $\partial y/\partial x$
     as SymPy's `diff` writes it (before simplifying) for a chain of diamonds
-    $v \mapsto \sin v \cos v$ and for one $	anh$ neuron with $n$ inputs (all $2n+1$
+    $v \mapsto \sin v \cos v$ and for one $\tanh$ neuron with $n$ inputs (all $2n+1$
     derivatives together), against the graph's size. Reverse mode on the graph needs one
     multiply-add per edge, whatever the graph:
     """),
@@ -421,6 +421,9 @@ CELLS = [
     - Forward mode sweeps from one input (tangents), reverse mode from one output (gradients).
       A full Jacobian costs about $n$ sweeps forward and $m$ sweeps in reverse, so a scalar
       loss of many parameters calls for reverse mode: backpropagation.
+    - Backpropagation is not symbolic differentiation: the derivative written out as a
+      formula repeats every shared node once per use (it more than doubles with each
+      diamond), while the sweep over the graph stays at one multiply-add per edge.
 
     Next, [notebook 4](04_neuron_to_mlp.ipynb) builds a neuron and a multi-layer perceptron
     from these pieces.

@@ -321,7 +321,7 @@ class Misconceptions:
         for var in self.variants:
             if not var.ran:
                 continue
-            head = var.title + (": right" if var.right else
+            head = var.title + ("" if var.key == "right" else ": right" if var.right else
                                 f": wrong at {', '.join(self.names[v] for v in var.wrong)}")
             out.append(show(self.root, grads=dict(var.grads), highlight_nodes=var.wrong,
                             title=head, **draw_options))

@@ -171,8 +171,8 @@ class SymbolicTable:
         sp = _sympy()
         r = self.root_name
         out = [f"**{r} and its gradients as formulas** (numbers at {self._at()})", "",
-               f"| node | value | $\\partial {_tex_name(r)}/\\partial$ node | value | grad | "
-               "backward |", "|---|---|---|---|---|---|"]
+               f"| node | value | $\\partial {_tex_name(r)}/\\partial$ node | value, at the leaves "
+               "| gradient, at the leaves | backward's gradient |", "|---|---|---|---|---|---|"]
         for x in self.rows:
             out.append(f"| `{x.name}` | ${sp.latex(x.value)}$ | ${sp.latex(x.grad)}$ | "
                        f"{fmt(x.value_number)} | {fmt(x.grad_number)} | {fmt(x.backward)} |")
