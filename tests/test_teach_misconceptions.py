@@ -123,7 +123,7 @@ def test_pictures_highlight_wrong_nodes():
     m = misconceptions(example())
     pics = m.pictures()
     assert len(pics) == len(m.variants)
-    assert pics[0].title.endswith(": right")
+    assert pics[0].title == m.variants[0].title and pics[1].title.endswith("wrong at a, b")
     assert "wrong at b" in pics[-1].title           # the sign variant: only b is wrong
     html = m._repr_html_()
     assert html.count("<svg") == len(m.variants) and "b enters c = a - b" in html
