@@ -104,6 +104,9 @@ def test_swell_grows_exponentially_with_diamonds_while_the_graph_grows_linearly(
     assert "graph nodes" in table.to_text() and "<table" in table._repr_html_()
 
 
-def test_unknown_op_is_named():
-    from tinygrad_scalar.teach.symbolic import _op_rules
-    assert {"add", "mul", "tanh", "sum"} <= set(_op_rules(sp))
+def test_an_operation_without_a_sympy_rule_is_named():
+    from tinygrad_scalar.custom import define_op
+    cube = define_op("lab_cube_test", lambda x: x ** 3, lambda x, out: 3 * x * x, replace=True)
+    y = cube(Value(2.0, "x")) + 1
+    with pytest.raises(NotImplementedError, match="'lab_cube_test'"):
+        symbolic(y)
