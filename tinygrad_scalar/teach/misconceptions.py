@@ -337,7 +337,7 @@ class Misconceptions:
             return table + f"<div>pictures not drawn: {html.escape(str(e))}</div>"
         figs = []
         for p, var in zip(pics, [v for v in self.variants if v.ran]):
-            figs.append('<figure style="margin:0;max-width:100%">'
+            figs.append('<figure style="margin:0;max-width:100%;overflow-x:auto">'
                         f"{p.inline_svg()}<figcaption>{html.escape(var.reason)}"
                         "</figcaption></figure>")
         return (table + '<div style="display:flex;flex-wrap:wrap;gap:1.5em;'

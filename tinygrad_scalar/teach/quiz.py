@@ -274,7 +274,7 @@ class Quiz:
         except Exception as e:
             svg = f"<div>picture not drawn: {html.escape(str(e))}</div>"
         return (f"<div><div style=\"margin:4px 0\">{html.escape(self.question())}</div>"
-                f"{svg}</div>")
+                f"<div style=\"max-width:100%;overflow-x:auto\">{svg}</div></div>")
 
 
 def quiz(root: Value, nodes: Optional[Iterable] = None, **draw_options) -> Quiz:
