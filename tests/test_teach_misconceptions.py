@@ -55,8 +55,12 @@ def test_square_of_difference_closed_forms(a0, b0):
     assert tuple(m.variant("twice").expected[x] for x in m.leaves) == (4 * k, -4 * k)
     assert m.variant("right").right
     assert all(not v.right for v in m.variants if v.key != "right")
-    # the user's gradients are untouched
+    # the user's gradients are untouched, also when they hold something
     assert (a.grad, b.grad, c.grad, L.grad) == (0.0, 0.0, 0.0, 0.0)
+    L.backward()
+    before = (a.grad, b.grad, c.grad, L.grad)
+    misconceptions(L)
+    assert (a.grad, b.grad, c.grad, L.grad) == before == (2 * k, -2 * k, 2 * k, 1.0)
 
 
 def test_diamond_breaks_the_first_two_and_not_the_local_or_sign_ones():

@@ -35,8 +35,12 @@ def test_check_by_name_right_and_wrong_with_hint():
     assert "upstream 3 x local 1" in rows["b"].hint
     assert "through d alone" in rows["b"].hint  # 3 is the term through d only
     assert rows["c"].hint.endswith("d e / d c is 2: upstream 1 x local 2")
-    # the user's gradients are untouched
+    # the user's gradients are untouched, also after a backward of their own
     assert [v.grad for v in (a, b, c, d, e)] == [0.0] * 5
+    e.backward()
+    e.backward()  # leaves now hold twice the gradient; the quiz still checks d e / d node
+    assert quiz(e).check(a=2, b=5).all_right
+    assert (a.grad, b.grad, c.grad) == (4.0, 10.0, 2.0)
 
 
 def test_dropped_local_is_diagnosed_and_missing_answers_listed():
