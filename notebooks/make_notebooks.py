@@ -13,6 +13,15 @@ notebook, add a source file; its key is the two digits after `nb`.
     .venv/bin/python notebooks/make_notebooks.py 01 03      # only these
     .venv/bin/python notebooks/make_notebooks.py --check    # run and compare; write nothing
     .venv/bin/python notebooks/make_notebooks.py --list
+    .venv/bin/python notebooks/make_notebooks.py --students # student versions only, no run
+
+Exercises: a code cell with a line `# answer` (or `# answer: why ...`) is an answer cell; the
+lines from that one on are the answer, the lines before it setup. The code cells after it, up
+to the next Markdown cell, are its checks (they call `teach.check_answer`, which says what is
+wrong). Every notebook also gets a student version, `notebooks/student/<FILE>`: the same
+notebook with each answer replaced by blanks (`name = ...`, `def f(x): return ...`) and the
+outputs of answer and check cells removed; its checks fail with "not answered yet" until the
+student fills the blanks in.
 
 Notebooks run with the kernel `python3` and the notebooks folder as the working directory (as
 nbmake runs them in `make test`). Whatever would change between two runs is made fixed: cell ids
@@ -26,6 +35,8 @@ comparing, so a re-run that changes nothing but timings leaves the file alone.
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
 import importlib.util
 import re
 import sys
@@ -40,6 +51,13 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
+STUDENT = HERE / "student"
+ANSWER = re.compile(r"^#\s*answer\b")  # the line that starts the answer in an answer cell
+STUDENT_HEAD = "# answer: replace each ... below with your answer, then run the check"
+STUDENT_NOTE = (
+    "> **Student version.** The answer cells are blank: replace each `...` with your answer "
+    "and run the check cell after it, which says what is still wrong. The full notebook, with "
+    "the answers and every output, is [../{file}](../{file}).")
 KERNEL = "python3"
 CELL_TIMEOUT = 300  # seconds per cell; every notebook is meant to run in well under a minute
 KINDS = ("md", "code")
@@ -78,6 +96,87 @@ def load(path: Path) -> ModuleType:
 
 def cell_text(text: str) -> str:
     return textwrap.dedent(text).strip("\n").rstrip()
+
+
+def split_answer(text: str) -> Optional[tuple]:
+    """(setup, answer) of an answer cell's text, or None when the cell is not one."""
+    lines = cell_text(text).split("\n")
+    for i, line in enumerate(lines):
+        if ANSWER.match(line):
+            return "\n".join(lines[:i]), "\n".join(lines[i:])
+    return None
+
+
+def exercises(mod: ModuleType) -> list:
+    """(answer cell index, [check cell indexes]) for every answer cell of a source."""
+    out = []
+    cells = mod.CELLS
+    for i, (kind, text) in enumerate(cells):
+        if kind == "code" and split_answer(text) is not None:
+            checks = []
+            for j in range(i + 1, len(cells)):
+                if cells[j][0] != "code" or split_answer(cells[j][1]) is not None:
+                    break
+                checks.append(j)
+            out.append((i, checks))
+    return out
+
+
+def blank(answer: str) -> str:
+    """The student's blanks for an answer: every name it assigns or function it defines,
+    with `...` in place of the value or body; comments (they explain the answer) dropped."""
+    out = []
+    for node in ast.parse(answer).body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, (ast.Tuple, ast.List)):
+                    names = ", ".join(ast.unparse(e) for e in t.elts)
+                    out.append(f"{names} = {', '.join('...' for _ in t.elts)}")
+                else:
+                    out.append(f"{ast.unparse(t)} = ...")
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            out.append(f"{ast.unparse(node.target)} = ...")
+        elif isinstance(node, ast.FunctionDef):
+            out.append(f"def {node.name}({ast.unparse(node.args)}):\n    return ...")
+    if not out:
+        raise ValueError(f"an answer cell assigns nothing to blank out: {answer[:80]!r}")
+    return "\n".join(out)
+
+
+def student_source(text: str) -> str:
+    """An answer cell's text for the student: its setup, then the blanks."""
+    setup, answer = split_answer(text)  # type: ignore[misc]
+    head = (setup + "\n\n") if setup.strip() else ""
+    return head + STUDENT_HEAD + "\n" + blank(answer)
+
+
+def student(mod: ModuleType, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student version of a run notebook: answers blank, answer and check outputs gone."""
+    nb = copy.deepcopy(nb)
+    for i, checks in exercises(mod):
+        cell = nb.cells[i]
+        cell.source = student_source(mod.CELLS[i][1])
+        for c in [cell] + [nb.cells[j] for j in checks]:
+            c.outputs = []
+            c.execution_count = None
+    note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(file=mod.FILE))
+    note.id = "student-note"
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, note)
+    return nb
+
+
+def write_student(mod: ModuleType, key: str, text: str, check: bool = False) -> bool:
+    """Write (or compare) the student version of a run notebook's text. True when up to date."""
+    nb = student(mod, nbformat.reads(text, as_version=4))
+    nbformat.validate(nb)
+    out = nbformat.writes(nb)
+    out += "" if out.endswith("\n") else "\n"
+    target = STUDENT / mod.FILE
+    same = target.exists() and target.read_text(encoding="utf-8") == out
+    if not same and not check:
+        STUDENT.mkdir(exist_ok=True)
+        target.write_text(out, encoding="utf-8")
+    return same
 
 
 def build(mod: ModuleType, key: str) -> nbformat.NotebookNode:
@@ -165,10 +264,15 @@ def make(key: str, path: Path, check: bool = False) -> bool:
     text = nbformat.writes(nb)
     text += "" if text.endswith("\n") else "\n"
     target = HERE / mod.FILE
-    same = False
+    same, old = False, ""
     if target.exists():
         old = target.read_text(encoding="utf-8")
         same = old == text or (TIMED in text and without_timings(old) == without_timings(text))
+    # the student version follows the notebook as written (the old text when it is kept)
+    same_student = write_student(mod, key, old if same else text, check=check)
+    if check and not same_student:
+        print(f"student/{mod.FILE}: DIFFERS or MISSING", file=sys.stderr)
+    same = same and same_student
     if check:
         state = "up to date" if same else ("MISSING" if not target.exists() else "DIFFERS")
         print(f"{mod.FILE}: {state} (ran in {seconds:.1f} s)", file=sys.stderr)
@@ -186,6 +290,9 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="run and compare with the committed notebooks; write nothing")
     parser.add_argument("--list", action="store_true", help="list the notebook sources")
+    parser.add_argument("--students", action="store_true",
+                        help="only write the student versions, from the committed notebooks "
+                             "(runs nothing)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     found = sources()
     if args.list:
@@ -196,6 +303,16 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     unknown = [k for k in keys if k not in found]
     if unknown:
         parser.error(f"no notebook source for {', '.join(unknown)}; known: {', '.join(found)}")
+    if args.students:
+        stale = []
+        for k in keys:
+            mod = load(found[k])
+            text = (HERE / mod.FILE).read_text(encoding="utf-8")
+            same = write_student(mod, k, text, check=args.check)
+            state = "up to date" if same else ("DIFFERS" if args.check else "written")
+            print(f"student/{mod.FILE}: {state}", file=sys.stderr)
+            stale += [] if same else [k]
+        return 1 if args.check and stale else 0
     stale = [k for k in keys if not make(k, found[k], check=args.check)]
     if args.check and stale:
         print(f"out of date: {', '.join(stale)}; run notebooks/make_notebooks.py "

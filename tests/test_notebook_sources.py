@@ -50,13 +50,14 @@ EXERCISE = re.compile(r"(?m)^(#+\s*|\*\*)Exercise \d")
 @pytest.mark.parametrize("key", sorted(SOURCES))
 def test_every_notebook_has_checked_exercises(key):
     # at least two exercises ("**Exercise 1.**" or "### Exercise 1: ..."), and after each one,
-    # before the next, a code cell that checks the answer with assert
+    # before the next, a code cell that checks the answer (check_answer, or assert)
     cells = GEN.load(SOURCES[key]).CELLS
     starts = [i for i, (kind, text) in enumerate(cells)
               if kind == "md" and EXERCISE.search(GEN.cell_text(text))]
     assert len(starts) >= 2, f"notebook {key}: fewer than two exercises"
     for a, b in zip(starts, starts[1:] + [len(cells)]):
-        assert any(kind == "code" and "assert" in text for kind, text in cells[a + 1:b]), \
+        assert any(kind == "code" and ("check_answer(" in text or "assert" in text)
+                   for kind, text in cells[a + 1:b]), \
             f"notebook {key}: no assert checks the exercise in cell {a}"
 
 

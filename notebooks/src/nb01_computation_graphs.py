@@ -25,6 +25,7 @@ CELLS = [
     import math
 
     from tinygrad_scalar import Value, topological_order
+    from tinygrad_scalar.teach import answered, check_answer
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -235,8 +236,9 @@ CELLS = [
     u_ = x_ ** 2
     v_ = u_.sin()
     y_ = v_.exp()
-    assert math.isclose(u_val, u_.data) and math.isclose(v_val, v_.data)
-    assert math.isclose(y_val, y_.data)
+    check_answer("u", u_val, u_.data)
+    check_answer("v", v_val, v_.data)
+    check_answer("y", y_val, y_.data)
     print("correct: u, v, y =", u_val, v_val, y_val)
     """),
     ("md", r"""
@@ -254,10 +256,12 @@ CELLS = [
     """),
     ("code", r"""
     # check: a valid topological order starting with c, and it evaluates f correctly
-    assert my_order[0] == "c"
-    assert is_topological(graph_f, ["a", "b", "c"], my_order)
+    answered(my_order=my_order)
+    check_answer("first node of my_order", my_order[0], "c")
+    check_answer("'my_order is a topological order'",
+                 is_topological(graph_f, ["a", "b", "c"], my_order), True)
     vals = evaluate(graph_f, {"a": 2.0, "b": 3.0, "c": 4.0}, my_order)
-    assert vals["f"] == 2.0 * 3.0 + 3.0 * 4.0
+    check_answer("f evaluated in my_order", vals["f"], 2.0 * 3.0 + 3.0 * 4.0)
     print("correct:", " -> ".join(my_order))
     """),
     ("md", r"""
@@ -273,10 +277,11 @@ CELLS = [
     """),
     ("code", r"""
     # check against the recorded graph
+    answered(g=g, gx=gx)
+    check_answer("g", g.data, (3 + 2) * (3 - 2) + 2)
     nodes = topological_order(g)
-    assert n_operations == sum(not v.is_leaf for v in nodes)
-    assert edges_from_x == sum(p is gx for v in nodes for p in v._prev)
-    assert g.data == (3 + 2) * (3 - 2) + 2
+    check_answer("n_operations", n_operations, sum(not v.is_leaf for v in nodes))
+    check_answer("edges_from_x", edges_from_x, sum(p is gx for v in nodes for p in v._prev))
     print("correct:", n_operations, "operations,", edges_from_x, "edges from x, g =", g.data)
     draw_dot(g, show_grad=False)
     """),

@@ -16,7 +16,8 @@ CELLS = [
        `local derivative x gradient` down every edge, **adding** what arrives at a node.
 
     We derive both, write a backward pass of our own in six lines, check it against the
-    engine, watch the engine narrate its steps, and work three examples by hand:
+    engine, run the usual wrong versions of backward side by side with the right one, quiz
+    ourselves, watch the engine narrate its steps, and work three examples by hand:
     $f = (x+y)z$, $\sqrt{x^2+y^2}$ and $1/x^2$.
     """),
     ("code", r"""
@@ -25,7 +26,8 @@ CELLS = [
     from IPython.display import SVG, display
 
     from tinygrad_scalar import Value, topological_order
-    from tinygrad_scalar.teach import backprop_frames, narrate
+    from tinygrad_scalar.teach import (backprop_frames, check_answer, misconceptions, narrate,
+                                        quiz)
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -208,7 +210,61 @@ CELLS = [
     print("after zero_grad, one call: a.grad =", a.grad)
     """),
     ("md", r"""
-    ## 5. The narrated backward pass
+    ## 5. Wrong versions of backward, side by side
+
+    The mistakes people make when they write backward themselves are few, and each one looks
+    right on simple graphs: recursing into the inputs without a topological order, `=`
+    instead of `+=`, calling `backward()` twice on a graph whose interior gradients are not
+    reset, resetting only the leaves, forgetting the local derivative, and the wrong sign
+    for the second input of a subtraction. `misconceptions(root)` runs every one of them on
+    your graph, on private numbers (no `.grad` changes), next to the right loop: a table
+    with each leaf's gradient (and what it should be), then one picture per variant with the
+    nodes whose gradient came out wrong in red, and a one-line reason.
+
+    The diamond $b = a + a$, $c = b + b$ is the smallest graph where the first two go wrong:
+    $b$ is used twice, so a recursion passes $b$'s gradient on before the second use has
+    added to it, and `=` keeps one of the two contributions.
+    """),
+    ("code", r"""
+    from tinygrad_scalar.teach.misconceptions import diamond
+
+    misconceptions(diamond())
+    """),
+    ("md", r"""
+    Here the local derivatives are all 1 and nothing is subtracted, so dropping the local
+    derivative or the sign changes nothing. Called without a graph, `misconceptions()` uses
+    $L = c \cdot c$ with $c = a - b$ (four nodes), on which every variant breaks:
+    """),
+    ("code", r"""
+    misconceptions()
+    """),
+    ("md", r"""
+    On our $e = (a+b)(b+1)$, the recursion happens to be right (no node's gradient is passed
+    on before it is final), but `=` loses one of $b$'s two contributions:
+    """),
+    ("code", r"""
+    lab = misconceptions(e)
+    print(lab.to_text())
+    assert lab.variant("assign").grads[b] == 2.0     # only the contribution through c
+    assert (a.grad, b.grad) == (2.0, 5.0)            # the lab changed no .grad
+    """),
+    ("md", r"""
+    ## 6. Predict, then reveal
+
+    `quiz(root, nodes)` draws the graph with some gradients hidden (`grad ?`): work them out
+    from the local derivatives on the edges, then `check` your answers. A wrong answer gets
+    the chain rule at that node as a hint: each use's upstream gradient times its local
+    derivative. Nothing changes `.grad`.
+    """),
+    ("code", r"""
+    q = quiz(e, nodes=["c", "b"])
+    q
+    """),
+    ("code", r"""
+    q.check(c=2, b=3)     # b is used twice: 3 is only the contribution through d
+    """),
+    ("md", r"""
+    ## 7. The narrated backward pass
 
     `narrate(root)` records every step the backward loop takes, computed on private numbers
     (no `.grad` changes): the node being processed, its final gradient, and for each input
@@ -232,7 +288,7 @@ CELLS = [
         display(SVG(frames.svg(i)))
     """),
     ("md", r"""
-    ## 6. Three examples, step by step
+    ## 8. Three examples, step by step
 
     ### $f = (x + y)\,z$ at $x=-2,\ y=5,\ z=-4$
 
@@ -320,7 +376,9 @@ CELLS = [
     x, y, z = Value(1.0), Value(2.0), Value(-3.0)
     f = (x + y) * z
     f.backward()
-    assert (df_dx, df_dy, df_dz) == (x.grad, y.grad, z.grad)
+    check_answer("df/dx", df_dx, x.grad)
+    check_answer("df/dy", df_dy, y.grad)
+    check_answer("df/dz", df_dz, z.grad)
     print("correct:", df_dx, df_dy, df_dz)
     """),
     ("md", r"""
@@ -334,7 +392,8 @@ CELLS = [
     ("code", r"""
     # check against the local derivatives the engine stores on the node
     c = Value(3.0) / Value(2.0)
-    assert (local_a, local_b) == c._local
+    check_answer("dc/da", local_a, c._local[0])
+    check_answer("dc/db", local_b, c._local[1])
     print("correct:", c._local)
     """),
     ("md", r"""
@@ -353,14 +412,38 @@ CELLS = [
     ("code", r"""
     # check: the narration has one contribution per edge into x; backward adds them
     x = Value(3.0, label="x")
-    y = x / x ** 2
-    contributions = sorted(edge.contribution for step in narrate(y) for edge in step.edges
-                           if edge.input is x)
-    mine = sorted([via_numerator, via_square])
-    assert all(math.isclose(p, q) for p, q in zip(mine, contributions))
+    u = x ** 2
+    y = x / u
+    steps = {step.node: step for step in narrate(y)}
+    check_answer("contribution through the numerator", via_numerator,
+                 [edge.contribution for edge in steps[y].edges if edge.input is x][0])
+    check_answer("contribution through x**2", via_square,
+                 [edge.contribution for edge in steps[u].edges if edge.input is x][0])
     y.backward()
-    assert math.isclose(total, x.grad) and math.isclose(total, -1 / 3 ** 2)
+    check_answer("total dy/dx", total, x.grad)
+    assert math.isclose(x.grad, -1 / 3 ** 2)
     print("correct:", via_numerator, "+", via_square, "=", x.grad)
+    """),
+    ("md", r"""
+    **Exercise 4.** The quiz below hides three gradients of $g = (a b + b)\,a$ at $a = 2$,
+    $b = 3$. Predict them from the local derivatives on the edges.
+    """),
+    ("code", r"""
+    qa, qb = Value(2.0, label="a"), Value(3.0, label="b")
+    p = qa * qb;  p.label = "p"
+    s = p + qb;   s.label = "s"
+    g = s * qa;   g.label = "g"
+    q4 = quiz(g, nodes=["s", "a", "b"])
+    q4
+    """),
+    ("code", r"""
+    # answer: dg/ds = a = 2; dg/dp = dg/ds = 2; dg/da = s + dg/dp * b = 9 + 6;
+    # dg/db = dg/dp * a + dg/ds = 4 + 2
+    my_ds, my_da, my_db = 2.0, 15.0, 6.0
+    """),
+    ("code", r"""
+    # check: per node right, or wrong with the chain rule as a hint
+    q4.check(s=my_ds, a=my_da, b=my_db).assert_right()
     """),
     ("md", r"""
     ## Summary
@@ -372,6 +455,9 @@ CELLS = [
       edge.
     - A node used several times receives several contributions, and they **add**. Leaves keep
       adding across `backward()` calls until `zero_grad()`.
+    - The usual bugs (recursion without a topological order, `=`, stale interior gradients,
+      a dropped local derivative, a wrong sign) each look right on some graphs;
+      `misconceptions(root)` shows where each one breaks on yours.
 
     Next, [notebook 3](03_paths_and_modes.ipynb) unrolls the recursion into a sum over paths,
     shows why that sum explodes and how factoring it tames it, and compares forward and

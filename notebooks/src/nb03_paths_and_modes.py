@@ -18,7 +18,9 @@ CELLS = [
     4. compares the two ways of factoring, **forward mode** (tangents, from an input) and
        **reverse mode** (gradients, from an output), on one graph;
     5. counts their operations for a whole Jacobian, which is why neural networks are trained
-       with reverse mode.
+       with reverse mode;
+    6. writes every gradient as a formula (SymPy) next to the numbers, and measures why
+       differentiating the formula instead of the graph would be a bad idea.
     """),
     ("code", r"""
     import math
@@ -28,7 +30,8 @@ CELLS = [
     from IPython.display import display
 
     from tinygrad_scalar import Value, topological_order
-    from tinygrad_scalar.teach import forward_mode, mode_costs, paths
+    from tinygrad_scalar.teach import (answered, check_answer, expression_swell, forward_mode,
+                                        mode_costs, paths, symbolic)
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -292,6 +295,49 @@ CELLS = [
     assert table[100, 1].forward_total == 100 * table[1, 1].forward_total
     """),
     ("md", r"""
+    ## 6. Formulas next to numbers: why backprop is not symbolic differentiation
+
+    A computer algebra system can write every node's value, and its gradient, as a formula
+    in the inputs. `symbolic(root)` does it with SymPy (the optional `symbolic` extra): the
+    gradients come from the same reverse sweep as `backward()`, with each edge's local
+    derivative taken symbolically, then simplified. Put the leaves' numbers in, and out come
+    backward's numbers:
+    """),
+    ("code", r"""
+    formulas = symbolic(e)
+    formulas
+    """),
+    ("code", r"""
+    for row in formulas.rows:
+        assert math.isclose(row.grad_number, row.backward), row.name
+    print("de/db as a formula:", formulas.row("b").grad, "=", formulas.row("b").grad_number)
+    """),
+    ("md", r"""
+    So why not differentiate the formula instead of the graph? Because a formula has no
+    shared sub-expressions: every node is written out once per use, and the product rule
+    writes its factors out twice more. The table counts the size of $\partial y/\partial x$
+    as SymPy's `diff` writes it (before simplifying) for a chain of diamonds
+    $v \mapsto \sin v \cos v$ and for one $\tanh$ neuron with $n$ inputs (all $2n+1$
+    derivatives together), against the graph's size. Reverse mode on the graph needs one
+    multiply-add per edge, whatever the graph:
+    """),
+    ("code", r"""
+    swell = expression_swell()
+    swell
+    """),
+    ("md", r"""
+    The graph grows by 3 nodes per diamond, the written-out derivative more than doubles: the
+    same blow-up as the number of paths in section 2, and for the same reason. Simplifying
+    can shrink a formula, but only after building it. Backpropagation never writes the
+    formula: it keeps each intermediate gradient as one number on the graph and reuses it,
+    which is the factoring of section 3.
+    """),
+    ("code", r"""
+    diamonds_rows = [r for r in swell.rows if "diamond" in r.graph]
+    assert all(q.derivative_size > 2 * p.derivative_size
+               for p, q in zip(diamonds_rows, diamonds_rows[1:]))
+    """),
+    ("md", r"""
     ## Exercises
 
     Each exercise has an answer cell, already filled in, and a cell that checks it. Change an
@@ -308,12 +354,12 @@ CELLS = [
     ("code", r"""
     # check by counting on the graphs
     x, y = diamonds(10)
-    assert paths(y, x).count == paths_10_diamonds
+    check_answer("paths_10_diamonds", paths_10_diamonds, paths(y, x).count)
     x = Value(0.3)
     y = x
     for _ in range(5):
         y = y.sin() + y.cos() + y.tanh()
-    assert paths(y, x).count == paths_5_threeway
+    check_answer("paths_5_threeway", paths_5_threeway, paths(y, x).count)
     print("correct:", paths_10_diamonds, paths_5_threeway)
     """),
     ("md", r"""
@@ -332,10 +378,12 @@ CELLS = [
     ga, gb = Value(2.0, label="a"), Value(3.0, label="b")
     g = (ga * gb) * (ga + gb)
     g.backward()
+    answered(products_a=products_a, products_b=products_b)
     for leaf, mine in ((ga, products_a), (gb, products_b)):
         listed = paths(g, leaf)
-        assert sorted(mine) == sorted(path.product for path in listed.paths)
-        assert sum(mine) == leaf.grad
+        check_answer(f"products_{leaf.label} (sorted)", sorted(mine),
+                     sorted(path.product for path in listed.paths))
+        check_answer(f"dg/d{leaf.label} (the sum)", sum(mine), leaf.grad)
     print("correct: dg/da =", sum(products_a), " dg/db =", sum(products_b))
     """),
     ("md", r"""
@@ -356,9 +404,11 @@ CELLS = [
     xs = [Value(0.01 * i, label=f"x{i}") for i in range(1, 51)]
     f = Value.sum(xs) ** 2
     cost = mode_costs(f, xs)
-    assert (forward_sweeps, reverse_sweeps) == (len(cost.forward), len(cost.reverse))
-    assert (forward_madds, reverse_madds) == (cost.forward_total, cost.reverse_total)
-    assert cheaper == cost.cheaper
+    check_answer("forward_sweeps", forward_sweeps, len(cost.forward))
+    check_answer("reverse_sweeps", reverse_sweeps, len(cost.reverse))
+    check_answer("forward_madds", forward_madds, cost.forward_total)
+    check_answer("reverse_madds", reverse_madds, cost.reverse_total)
+    check_answer("cheaper", cheaper, cost.cheaper)
     print("correct:", cost.forward_total, "vs", cost.reverse_total, "multiply-adds")
     """),
     ("md", r"""
@@ -371,6 +421,9 @@ CELLS = [
     - Forward mode sweeps from one input (tangents), reverse mode from one output (gradients).
       A full Jacobian costs about $n$ sweeps forward and $m$ sweeps in reverse, so a scalar
       loss of many parameters calls for reverse mode: backpropagation.
+    - Backpropagation is not symbolic differentiation: the derivative written out as a
+      formula repeats every shared node once per use (it more than doubles with each
+      diamond), while the sweep over the graph stays at one multiply-add per edge.
 
     Next, [notebook 4](04_neuron_to_mlp.ipynb) builds a neuron and a multi-layer perceptron
     from these pieces.

@@ -28,6 +28,7 @@ CELLS = [
     from tinygrad_scalar import data, losses, optim
     from tinygrad_scalar.nn import MLP
     from tinygrad_scalar.plot import plot_decision_boundary
+    from tinygrad_scalar.teach import check_answer
     from tinygrad_scalar.train import evaluate, fit
     """),
     ("md", r"""
@@ -194,7 +195,7 @@ CELLS = [
     and $\partial p_1 / \partial z_1$ as numbers computed from `p`.
     """),
     ("code", r"""
-    # your answer
+    # answer
     dp0_dz2 = -p[0] * p[2]
     dp1_dz1 = p[1] * (1 - p[1])
     """),
@@ -204,8 +205,8 @@ CELLS = [
         losses.softmax(zs)[i].backward()
         return zs[j].grad
 
-    assert math.isclose(dp0_dz2, softmax_grad(0, 2), rel_tol=1e-12)
-    assert math.isclose(dp1_dz1, softmax_grad(1, 1), rel_tol=1e-12)
+    check_answer("dp0/dz2", dp0_dz2, softmax_grad(0, 2))
+    check_answer("dp1/dz1", dp1_dz1, softmax_grad(1, 1))
     print(f"correct: dp0/dz2 = {dp0_dz2:.6f}, dp1/dz1 = {dp1_dz1:.6f}")
     """),
     ("md", r"""
@@ -218,7 +219,7 @@ CELLS = [
     """),
     ("code", r"""
     K = 5
-    # your answer
+    # answer
     uniform_loss = math.log(K)
     uniform_grad = [1 / K - (1.0 if i == 3 else 0.0) for i in range(K)]
     """),
@@ -226,8 +227,8 @@ CELLS = [
     zs = [Value(0.7) for _ in range(K)]
     loss = losses.cross_entropy(zs, 3)
     loss.backward()
-    assert math.isclose(uniform_loss, loss.data, rel_tol=1e-12)
-    assert all(math.isclose(g, v.grad, rel_tol=1e-12) for g, v in zip(uniform_grad, zs))
+    check_answer("uniform_loss", uniform_loss, loss.data)
+    check_answer("uniform_grad", uniform_grad, [v.grad for v in zs])
     print(f"correct: loss = log {K} = {loss.data:.6f}, gradient {[round(v.grad, 2) for v in zs]}")
     """),
     ("md", r"""
@@ -319,6 +320,7 @@ CELLS = [
     mean that this hardly depends on $|g|$?)
     """),
     ("code", r"""
+    # answer
     def adam_first_step(g, lr, eps=1e-8):
         return -lr * g / (abs(g) + eps)
     """),
@@ -332,7 +334,8 @@ CELLS = [
     grads = [p.grad for p in params]
     opt.step()
     for p, b, g in zip(params, before, grads):
-        assert math.isclose(p.data - b, adam_first_step(g, 0.01), rel_tol=1e-9, abs_tol=1e-15)
+        check_answer(f"adam_first_step({g:.6g}, 0.01)", adam_first_step(g, 0.01), p.data - b,
+                     abs_tol=1e-15)
     print("correct: every parameter moved by about 0.01 against the sign of its gradient")
     """),
     ("md", r"""

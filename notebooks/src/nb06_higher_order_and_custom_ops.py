@@ -28,6 +28,7 @@ CELLS = [
     from tinygrad_scalar.engine import sigmoid, tanh
     from tinygrad_scalar.functional import grad, hessian, jvp
     from tinygrad_scalar.gradcheck import GradcheckError, gradcheck, gradcheck_report
+    from tinygrad_scalar.teach import answered, check_answer
     from tinygrad_scalar.viz import draw_dot
     """),
     ("md", r"""
@@ -285,7 +286,7 @@ CELLS = [
     # check against grad(grad(f)) at several points
     f2 = grad(grad(lambda x: x * x.sin()))
     for point in (-2.0, -0.3, 0.0, 0.7, 3.0):
-        assert math.isclose(f2_closed(point), f2(point), rel_tol=1e-12, abs_tol=1e-12)
+        check_answer(f"f2_closed({point})", f2_closed(point), f2(point), abs_tol=1e-12)
     print("correct")
     """),
     ("md", r"""
@@ -300,7 +301,7 @@ CELLS = [
     ("code", r"""
     # check
     H_engine = hessian(lambda x, y: x * y ** 2 + x.exp())(0.0, 1.0)
-    assert np.allclose(H_g, H_engine, rtol=1e-12, atol=1e-12)
+    check_answer("H_g", H_g, np.asarray(H_engine).tolist())
     print("correct:", H_engine)
     """),
     ("md", r"""
@@ -320,10 +321,12 @@ CELLS = [
     """),
     ("code", r"""
     # check: value, gradient against finite differences, second derivative 1 - tanh^2
-    assert math.isclose(logcosh(0.7), math.log(math.cosh(0.7)), rel_tol=1e-12)
-    assert logcosh(1000.0) == 1000.0 - math.log(2.0)
+    answered(logcosh=logcosh)
+    check_answer("logcosh(0.7)", logcosh(0.7), math.log(math.cosh(0.7)))
+    check_answer("logcosh(1000)", logcosh(1000.0), 1000.0 - math.log(2.0))
     assert gradcheck(lambda x, c: logcosh(x - c) * c, [0.4, 1.5])
-    assert math.isclose(grad(grad(logcosh))(0.5), 1 - math.tanh(0.5) ** 2, rel_tol=1e-12)
+    check_answer("the second derivative at 0.5", grad(grad(logcosh))(0.5),
+                 1 - math.tanh(0.5) ** 2)
     print("correct")
     """),
     ("md", r"""

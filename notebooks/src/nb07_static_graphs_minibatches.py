@@ -35,6 +35,7 @@ CELLS = [
     from tinygrad_scalar import data, optim
     from tinygrad_scalar.nn import MLP, Neuron
     from tinygrad_scalar.static import TraceError, trace
+    from tinygrad_scalar.teach import answered, check_answer
     from tinygrad_scalar.train import fit
     from tinygrad_scalar.viz import draw_dot
     """),
@@ -189,7 +190,7 @@ CELLS = [
     lin.b.data = 0.3
     w, b = np.array([v.data for v in lin.w]), lin.b.data
 
-    # your answer
+    # answer
     residual = X @ w + b - y
     answer_w = 2 * residual @ X
     answer_b = 2 * residual.sum()
@@ -202,7 +203,9 @@ CELLS = [
     lin_prog = trace(lin_loss, [0.0, 0.0], 0.0, params=lin.parameters())
     lin_prog(X, y)
     g = lin_prog.backward(reduce="sum", write=False).params   # in lin.parameters() order: w0, w1, b
-    assert np.allclose(answer_w, g[:2], rtol=1e-12) and np.isclose(answer_b, g[2], rtol=1e-12)
+    answered(answer_w=answer_w, answer_b=answer_b)
+    check_answer("answer_w", list(answer_w), list(g[:2]))
+    check_answer("answer_b", answer_b, g[2])
     print("correct:", answer_w, answer_b)
     """),
     ("md", r"""
@@ -234,6 +237,7 @@ CELLS = [
     this loss.
     """),
     ("code", r"""
+    # answer
     def count_ops(nin, nouts):
         sizes = [nin] + list(nouts)
         ops = 0
@@ -244,11 +248,12 @@ CELLS = [
     """),
     ("code", r"""
     tape_ops = sum(1 for ins in mlp_prog.tape if ins.kind == "op")
-    assert count_ops(2, [16, 16, 1]) == tape_ops, (count_ops(2, [16, 16, 1]), tape_ops)
+    check_answer("count_ops(2, [16, 16, 1])", count_ops(2, [16, 16, 1]), tape_ops)
     small = MLP(3, [5, 1], seed=0)
     small_prog = trace(lambda x, y: (1.0 - y * small(x)).relu(), [0.0] * 3, 1.0,
                        params=small.parameters())
-    assert count_ops(3, [5, 1]) == sum(1 for ins in small_prog.tape if ins.kind == "op")
+    check_answer("count_ops(3, [5, 1])", count_ops(3, [5, 1]),
+                 sum(1 for ins in small_prog.tape if ins.kind == "op"))
     print("correct:", tape_ops, "operations")
     """),
     ("md", r"""
@@ -392,10 +397,13 @@ CELLS = [
     and checks it on a batch where either argument may be the larger one.
     """),
     ("code", r"""
+    # answer
     def smax(a, b):
         return a + (b - a).relu()
     """),
     ("code", r"""
+    check_answer("smax(2, 5)", smax(Value(2.0), Value(5.0)), 5.0)
+    check_answer("smax(5, 2)", smax(Value(5.0), Value(2.0)), 5.0)
     m_prog = trace(smax, 0.0, 0.0)
     A, Bv = rng.normal(size=50), rng.normal(size=50)
     assert np.allclose(m_prog(A, Bv), np.maximum(A, Bv), rtol=1e-15, atol=1e-15)  # a + (b - a) rounds
