@@ -295,3 +295,27 @@ def test_an_os_error_during_the_write_names_the_target(tmp_path, monkeypatch):
         write_atomic(tmp_path / "m.json", "x")
     assert e.value.errno == errno.ENOSPC and e.value.filename == os.fspath(tmp_path / "m.json")
     assert ".tmp" not in str(e.value) and os.listdir(tmp_path) == []
+
+
+# -- everything the package writes goes through write_atomic --------------------------------------
+
+@pytest.mark.parametrize("dot", [True, False])
+def test_the_demos_neuron_picture_is_written_atomically(tmp_path, monkeypatch, dot):
+    graphviz = pytest.importorskip("graphviz")
+    from tinygrad_scalar import demo
+    if not dot:  # the .gv fallback when Graphviz's `dot` is missing
+        def missing(*a, **k):
+            raise graphviz.ExecutableNotFound(["dot"])
+        monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
+    old = tmp_path / ("neuron.svg" if dot else "neuron.gv")
+    old.write_text("the old picture")
+
+    def full_disk(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", full_disk)
+    try:
+        demo.draw_neuron(str(tmp_path / "neuron.svg"))
+    except OSError as e:
+        assert "disk full" in str(e)
+    assert old.read_text() == "the old picture"  # not truncated, not half-written
+    assert os.listdir(tmp_path) == [old.name]
