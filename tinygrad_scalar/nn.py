@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import random
+import stat
 from functools import partial
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
@@ -112,6 +113,76 @@ def _as_inputs(x: Input, nin: int, who: Any) -> list:
             xi = v
         out.append(xi)
     return out
+
+
+MAX_FILE_BYTES = 64 * 2 ** 20
+"""The largest model file `Cls.load(path)` reads (64 MiB, about a million parameters as this
+library writes them); `model.load(path)` allows what a file for that model can take. A module
+attribute: set `nn.MAX_FILE_BYTES` to load larger models."""
+
+_HEADER_BYTES = 64 * 2 ** 10  # format, version, architecture and indentation, generously
+_BYTES_PER_PARAMETER = 128  # beyond the quoted name: a long number, separators, indentation
+_MAX_INT_DIGITS = 4300  # CPython's own limit for converting a string to int
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_model_text(path: str, owner: Optional["Module"]) -> tuple[str, int]:
+    """The text of a regular file of bounded size, read without blocking on a FIFO and
+    without reading more than the bound even when the file grows meanwhile."""
+    limit = MAX_FILE_BYTES if owner is None else owner._file_bound()
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no saved model at {path!r}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelFileError(f"{path}: is {_kind(mode)}, not a saved model (a regular "
+                                 f"file); nothing was read")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            data = f.read(limit + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:
+        size = max(len(data), _size_of(path))
+        if owner is not None:
+            owner._check_size(path, size)
+        raise ModelFileError(f"{path}: the file is {size:,} bytes, more than any model file "
+                             f"this library reads (nn.MAX_FILE_BYTES = {limit:,})")
+    try:
+        return data.decode("utf-8"), len(data)
+    except UnicodeDecodeError as e:
+        raise ModelFileError(f"{path}: not a saved model (corrupt JSON: {e})") from None
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values, types included: 2 and 2.0 and true differ (Python's == would
+    say 2 == 2.0 == True)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    return a == b
 
 
 class _Load:
@@ -232,11 +303,16 @@ class Module:
     load = _Load()
 
     @staticmethod
-    def _read(path: Union[str, os.PathLike]) -> tuple[str, dict]:
-        """The saved document, with its outer structure checked."""
+    def _read(path: Union[str, os.PathLike],
+              owner: Optional["Module"] = None) -> tuple[str, dict, int]:
+        """(path, the saved document with its outer structure checked, its size in bytes).
+
+        Only a regular file is read: a device (/dev/zero), a FIFO or a folder is refused before
+        a byte is read, and so is a file larger than MAX_FILE_BYTES, or than a file saved for
+        `owner` (the model being filled) can be.
+        """
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no saved model at {path!r}")
+        text, nbytes = _read_model_text(path, owner)
 
         def no_constants(name):
             raise ModelFileError(f"{path}: {name} is not a number a model can hold")
@@ -249,13 +325,23 @@ class Module:
                 d[k] = v
             return d
 
+        def bounded_int(digits):
+            if len(digits) > _MAX_INT_DIGITS:  # Python refuses int() of such strings anyway
+                raise ModelFileError(f"{path}: an integer of {len(digits.lstrip('-'))} digits "
+                                     f"is not a number a model can hold (too large for a float)")
+            return int(digits)
+
         try:
-            with open(path, "r", encoding="utf-8") as f:
-                doc = json.load(f, parse_constant=no_constants, object_pairs_hook=no_duplicates)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            doc = json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates,
+                             parse_int=bounded_int)
+        except json.JSONDecodeError as e:
             raise ModelFileError(f"{path}: not a saved model (corrupt JSON: {e})") from None
         except RecursionError:
             raise ModelFileError(f"{path}: not a saved model (JSON nested too deeply)") from None
+        except ModelFileError:
+            raise
+        except ValueError as e:  # anything else the decoder refuses is a corrupt file too
+            raise ModelFileError(f"{path}: not a saved model ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a saved tinygrad_scalar model "
                                  f"(format tag {FORMAT!r} missing)")
@@ -269,7 +355,20 @@ class Module:
                                  f"got {arch!r}")
         if "parameters" not in doc:
             raise ModelFileError(f"{path}: no parameters")
-        return path, doc
+        return path, doc, nbytes
+
+    def _file_bound(self) -> int:
+        """The most bytes a saved file of this model can sensibly take: generous room for the
+        header and for every parameter's name and a number written with many digits."""
+        return _HEADER_BYTES + sum(len(json.dumps(name)) + _BYTES_PER_PARAMETER
+                                   for name, _ in self.named_parameters())
+
+    def _check_size(self, path: str, size: int) -> None:
+        bound = self._file_bound()
+        if size > bound:
+            raise ModelFileError(f"{path}: the file is {size:,} bytes, more than a saved "
+                                 f"{type(self).__name__} of {self.num_parameters()} parameters "
+                                 f"can take (at most {bound:,} bytes)")
 
     @classmethod
     def _load_new(cls, path: Union[str, os.PathLike]) -> "Module":
@@ -278,7 +377,7 @@ class Module:
         Raises FileNotFoundError for a missing file and ModelFileError (a ValueError) for a
         corrupt one, another format, an unknown or mismatched class, or bad parameters.
         """
-        path, doc = cls._read(path)
+        path, doc, nbytes = cls._read(path)
         arch = doc["architecture"]
         klass = Module._registry.get(arch["class"])
         if klass is None:
@@ -298,9 +397,11 @@ class Module:
             model = klass(**arch["args"])
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: bad architecture {arch!r}: {e}") from None
-        if model.architecture() != arch:  # e.g. an unknown argument such as a seed
+        if not _same_json(model.architecture(), arch):  # an unknown argument such as a seed,
+            # or one of another JSON type (2.0 or true for 2): the rule model.load follows too
             raise ModelFileError(f"{path}: bad architecture {arch!r}: a {klass.__name__} "
                                  f"saves {model.architecture()!r}")
+        model._check_size(path, nbytes)
         model._assign(params, path)
         return model
 
@@ -313,9 +414,9 @@ class Module:
     def _load_into(self, path: Union[str, os.PathLike]) -> "Module":
         """`model.load(path)`: this model's parameters from a file saved for the same
         architecture; on any error the parameters stay exactly as they were. Returns self."""
-        path, doc = self._read(path)
+        path, doc, _ = self._read(path, owner=self)
         mine = self.architecture()
-        if doc["architecture"] != mine:
+        if not _same_json(doc["architecture"], mine):
             raise ModelFileError(f"{path}: saved for {doc['architecture']}, this model is {mine}")
         self._assign(doc["parameters"], path)
         return self
