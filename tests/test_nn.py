@@ -255,3 +255,29 @@ def test_a_name_must_be_a_string():
         Layer(2, 3, name=3)
     with pytest.raises(TypeError, match="name must be a string"):
         Neuron(2, name=None)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({0: 5.0, 1: 7.0}, r"got a mapping, dict.*list\(d.values\(\)\)"),
+    ({5.0, 7.0}, r"got a set \(no order\)"),
+    (frozenset({5.0, 7.0}), r"a set \(no order\)"),
+    ({"a": 1.0, "b": 2.0}.keys(), r"a set \(no order\)"),
+])
+def test_unordered_containers_are_refused(bad, match):
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=match):
+        m(bad)
+    with pytest.raises(TypeError, match=match):
+        Neuron(2, seed=0)(bad)
+    with pytest.raises(TypeError, match=match):
+        Layer(2, 2, seed=0)(bad)
+
+
+def test_a_0d_array_is_a_clear_error():
+    np = pytest.importorskip("numpy")
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=r"MLP needs a sequence of 2 numbers.*0-d ndarray: "
+                                        r"array\(1\.5\).*item\(\)"):
+        m(np.array(1.5))
+    assert m(np.array([1.5, 2.0])).data == m([1.5, 2.0]).data  # 1-d arrays still work
+    assert m((v for v in [1.5, 2.0])).data == m([1.5, 2.0]).data  # a generator is ordered

@@ -15,7 +15,7 @@ import os
 import random
 import stat
 from functools import partial
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import AbstractSet, Any, Iterator, Mapping, Optional, Sequence, Union
 
 from .engine import MUL, OPS, SUM, Value, _binary, _nary, _unary
 from .files import write_atomic
@@ -80,6 +80,11 @@ def _ints(args: dict, *keys: str) -> Optional[list]:
     return vals if ok else None
 
 
+def _short(x: Any, limit: int = 120) -> str:
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
 def _who(who: Any) -> str:
     return who if isinstance(who, str) else repr(who)
 
@@ -94,14 +99,29 @@ def _as_inputs(x: Input, nin: int, who: Any) -> list:
     elif isinstance(x, (str, bytes)):
         raise TypeError(f"{_who(who)} needs a sequence of {nin} numbers or Values, "
                         f"got {type(x).__name__}: {x!r}")
+    elif isinstance(x, (Mapping, AbstractSet)):
+        # a dict would run on its keys, a set in an arbitrary order: never what was meant
+        kind = "a mapping" if isinstance(x, Mapping) else "a set (no order)"
+        fix = "list(d.values()) in input order" if isinstance(x, Mapping) else "a list"
+        raise TypeError(f"{_who(who)} needs an ordered sequence of {nin} numbers or Values, got "
+                        f"{kind}, {type(x).__name__}: {_short(x)}; pass {fix}")
+    elif getattr(x, "ndim", None) == 0:  # a 0-d array: a number in a box, with no len()
+        raise TypeError(f"{_who(who)} needs a sequence of {nin} numbers or Values, got a 0-d "
+                        f"{type(x).__name__}: {_short(x)}; pass [x.item()] (or x.item() "
+                        f"for one input)")
     elif not hasattr(x, "__len__"):
         try:
             x = list(x)
         except TypeError:
             raise TypeError(f"{_who(who)} needs a sequence of {nin} numbers or Values, "
                             f"got {type(x).__name__}: {x!r}") from None
-    if len(x) != nin:
-        raise ValueError(f"{_who(who)} expects {nin} input(s), got {len(x)}: {x!r}")
+    try:
+        n = len(x)
+    except TypeError:
+        raise TypeError(f"{_who(who)} needs a sequence of {nin} numbers or Values, "
+                        f"got {type(x).__name__}: {_short(x)}") from None
+    if n != nin:
+        raise ValueError(f"{_who(who)} expects {nin} input(s), got {n}: {_short(x)}")
     out = []
     for i, xi in enumerate(x):
         if not isinstance(xi, Value):
