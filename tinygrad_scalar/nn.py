@@ -8,6 +8,7 @@ before a single parameter changes.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -40,19 +41,37 @@ class ModelFileError(ValueError):
 
 
 def _rng(seed: Seed, rng: Optional[random.Random]) -> random.Random:
-    """One random.Random from either `seed=` (int or Random) or `rng=`."""
+    """One random.Random from either `seed=` (int or Random) or `rng=`; with neither, Python's
+    global generator (the one random.seed() seeds), as micrograd draws its weights."""
     if rng is not None and seed is not None:
         raise TypeError("pass either seed= or rng=, not both")
     if rng is None:
         rng = seed
     if isinstance(rng, random.Random):
         return rng
-    if rng is None:
-        return random.Random()
+    if rng is None:  # Python's global generator, as micrograd: random.seed(1337) reproduces
+        return random.uniform.__self__
     if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
         raise TypeError(f"seed must be an int or a random.Random, "
                         f"got {type(rng).__name__}: {rng!r}")
     return random.Random(int(rng))
+
+
+def _activation(activation: Union[str, bool, None], nonlin: Optional[bool]) -> str:
+    """The activation from ours (`activation='tanh'`) or micrograd's spelling (`nonlin=True`
+    is relu, False linear; also as the second positional argument, as micrograd allows)."""
+    if isinstance(activation, bool):
+        if nonlin is not None:
+            raise TypeError("pass nonlin once (as the second argument or as nonlin=)")
+        activation, nonlin = None, activation
+    if nonlin is not None:
+        if activation is not None:
+            raise TypeError(f"pass either activation= or micrograd's nonlin=, not both "
+                            f"(got activation={activation!r}, nonlin={nonlin!r})")
+        if not isinstance(nonlin, bool):
+            raise TypeError(f"nonlin must be True (relu) or False (linear), got {nonlin!r}")
+        return "relu" if nonlin else "linear"
+    return _check_activation("relu" if activation is None else activation)
 
 
 def _check_activation(activation: str) -> str:
@@ -193,6 +212,37 @@ def _size_of(path: str) -> int:
         return 0
 
 
+def _constructor_config(cls: type, args: tuple, kwargs: dict) -> tuple[dict, str]:
+    """(the arguments `cls(*args, **kwargs)` binds, as JSON values; what makes that impossible,
+    or ''). Defaults are filled in, so a file keeps the architecture if a default changes."""
+    try:
+        sig = inspect.signature(cls.__init__)
+        bound = sig.bind(None, *args, **kwargs)
+    except (TypeError, ValueError) as e:
+        return {}, f"its arguments could not be recorded ({e})"
+    bound.apply_defaults()
+    cfg: dict = {}
+    bad = []
+    for name, value in list(bound.arguments.items())[1:]:  # [0] is self
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                bad.append(f"*{name}")
+            continue
+        items = value.items() if kind is inspect.Parameter.VAR_KEYWORD else [(name, value)]
+        for key, v in items:
+            if key in ("seed", "rng"):
+                continue
+            try:
+                cfg[key] = json.loads(json.dumps(v, allow_nan=False))
+            except (TypeError, ValueError):
+                bad.append(key)
+    if bad:
+        return cfg, (f"constructor argument(s) {', '.join(bad)} are not JSON values (numbers, "
+                     f"strings, lists, dicts)")
+    return cfg, ""
+
+
 def _same_json(a: Any, b: Any) -> bool:
     """Equal as JSON values, types included: 2 and 2.0 and true differ (Python's == would
     say 2 == 2.0 == True)."""
@@ -215,12 +265,26 @@ class _Load:
 class Module:
     """Base class: parameters, gradients and saving, as in torch.nn.Module.
 
-    Subclasses implement `named_parameters()` and `_config()` (the constructor arguments that
-    fix the architecture); everything else is shared.
+    A subclass only has to keep its parts as attributes, as in PyTorch: Values, other Modules,
+    and lists, tuples or string-keyed dicts of them (`self.l1 = Layer(2, 8)`,
+    `self.blocks = [Layer(8, 8) for _ in range(3)]`, `self.scale = Value(1.0)`). They are found
+    in the order the attributes were first assigned and named by their path (`l1.N0.w0`,
+    `blocks.2.N7.b`, `scale`); a part reachable twice counts once. Only leaf Values are
+    parameters: a computed node kept as an attribute (a cached output) is not.
+
+    Saving needs the constructor arguments that rebuild the model. The ones a subclass was
+    called with are recorded automatically (leaving out `seed` and `rng`, which do not change
+    the architecture) when they are JSON values; otherwise implement `_config()`.
     """
 
     _registry: dict = {}
     _registry_key = "Module"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Module":
+        self = super().__new__(cls)
+        if cls._config is Module._config:  # the class does not describe itself: remember how
+            self.__config = _constructor_config(cls, args, kwargs)  # it was built, for save()
+        return self
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -235,8 +299,41 @@ class Module:
 
     # -- parameters ------------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Value]]:
-        """(name, Value) for every parameter, in a fixed order."""
-        return iter(())
+        """(name, Value) for every parameter, in a fixed order: by default every leaf Value
+        found in this module's attributes (see the class docstring)."""
+        seen: set = set()
+        for name, p in self._found(self, "", {id(self)}):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _found(self, obj: Any, prefix: str, visited: set) -> Iterator[tuple[str, Value]]:
+        """Walk attributes, containers and submodules; `visited` breaks reference cycles."""
+        if isinstance(obj, Value):
+            if obj.is_leaf and not obj.is_constant:
+                yield prefix.rstrip("."), obj
+            return
+        if isinstance(obj, Module) and obj is not self:
+            if id(obj) in visited:
+                return
+            visited.add(id(obj))
+            if type(obj).named_parameters is not Module.named_parameters:
+                for name, p in obj.named_parameters():  # a module that names its own parts
+                    yield prefix + name, p
+                return
+            yield from obj._found(obj, prefix, visited)
+            return
+        if obj is self or isinstance(obj, Module):
+            for attr, value in vars(obj).items():
+                if not attr.startswith("_Module__"):
+                    yield from self._found(value, f"{prefix}{attr}.", visited)
+        elif isinstance(obj, (list, tuple)):
+            for i, value in enumerate(obj):
+                yield from self._found(value, f"{prefix}{i}.", visited)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                if isinstance(key, str):
+                    yield from self._found(value, f"{prefix}{key}.", visited)
 
     def parameters(self) -> list[Value]:
         """Every parameter, in the order of named_parameters()."""
@@ -252,9 +349,16 @@ class Module:
             p._gv = None
 
     def _config(self) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} cannot be saved: a Module subclass "
-                                  f"implements _config(), the constructor arguments that rebuild "
-                                  f"it (as a dict of JSON values)")
+        """The constructor arguments that rebuild this model, as JSON values."""
+        recorded = self.__dict__.get("_Module__config")
+        problem = "" if recorded is None else recorded[1]
+        if recorded is None or problem:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot be saved: "
+                + (f"{problem}; " if problem else "")
+                + "a Module subclass implements _config(), the constructor arguments that "
+                  "rebuild it (as a dict of JSON values)")
+        return dict(recorded[0])
 
     def architecture(self) -> dict:
         """The class name and constructor arguments: what a saved file must match."""
@@ -450,14 +554,18 @@ def _init(rng: random.Random, nin: int) -> list[float]:
 class Neuron(Module):
     """One neuron: a = activation(Σ(w_i·x_i, b)), the sum as ONE n-ary node.
 
-    Weights start uniform in (-1, 1) (as in micrograd), the bias at 0. `name` prefixes the
-    labels of everything the neuron makes: parameters `w0.., b`, sum `z`, output `a`.
+    Weights start uniform in (-1, 1) (as in micrograd), the bias at 0; without `seed=` or
+    `rng=` they come from Python's global `random`, so `random.seed(1337)` reproduces them.
+    `activation` defaults to relu; micrograd's `nonlin=True/False` (relu/linear) works too.
+    `name` prefixes the labels of everything the neuron makes: parameters `w0.., b`, sum `z`,
+    output `a`.
     """
 
-    def __init__(self, nin: int, activation: str = "relu", *, seed: Seed = None,
-                 rng: Optional[random.Random] = None, name: str = ""):
+    def __init__(self, nin: int, activation: Optional[str] = None, *, seed: Seed = None,
+                 rng: Optional[random.Random] = None, name: str = "",
+                 nonlin: Optional[bool] = None):
         self.nin = _check_count(nin, "nin")
-        self.activation = _check_activation(activation)
+        self.activation = activation = _activation(activation, nonlin)
         self.name = _check_name(name)
         pre = f"{name}." if name else ""
         r = _rng(seed, rng)
@@ -504,11 +612,12 @@ class Neuron(Module):
 class Layer(Module):
     """`nout` neurons reading the same inputs. One output: a Value; more: a list of Values."""
 
-    def __init__(self, nin: int, nout: int, activation: str = "relu", *, seed: Seed = None,
-                 rng: Optional[random.Random] = None, name: str = ""):
+    def __init__(self, nin: int, nout: int, activation: Optional[str] = None, *,
+                 seed: Seed = None, rng: Optional[random.Random] = None, name: str = "",
+                 nonlin: Optional[bool] = None):
         self.nin = _check_count(nin, "nin")
         self.nout = _check_count(nout, "nout")
-        self.activation = _check_activation(activation)
+        self.activation = activation = _activation(activation, nonlin)
         self.name = _check_name(name)
         r = _rng(seed, rng)
         pre = f"{name}." if name else ""
