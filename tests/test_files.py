@@ -111,6 +111,10 @@ def test_a_link_to_an_open_descriptor_writes_the_file_in_place(tmp_path):
                        env={**os.environ, "PYTHONPATH": _package_root()})
     assert out.read_text() == "via stdout"
     assert link.is_symlink() and sorted(os.listdir(tmp_path)) == ["out.txt", "stdout"]
+    from tinygrad_scalar.files import _resolve
+    with open(out, "rb") as f:  # the descriptor's own name: in place, never renamed over
+        final, in_place = _resolve(f"/proc/self/fd/{f.fileno()}")
+        assert in_place and os.path.samefile(final, out)
 
 
 def _package_root():
@@ -208,7 +212,7 @@ def test_threads_creating_files_meanwhile_are_never_world_writable(tmp_path):
 
         def saver():
             k = 0
-            while not stop.is_set():
+            while not stop.is_set() or k < 5:
                 write_atomic(tmp_path / f"s{k % 5}.json", "x")
                 k += 1
 

@@ -54,10 +54,9 @@ def _resolve(path: str) -> tuple[str, bool]:
     for _ in range(_MAX_LINKS):
         if not os.path.islink(p):
             return p, through_descriptor
-        target = os.readlink(p)
-        p = os.path.join(os.path.dirname(p), target)
-        if p.startswith(_DESCRIPTOR_LINKS):
+        if os.path.abspath(p).startswith(_DESCRIPTOR_LINKS):  # /dev/fd/1, /proc/self/fd/1
             through_descriptor = True
+        p = os.path.join(os.path.dirname(p), os.readlink(p))
     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
 
 
