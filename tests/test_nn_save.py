@@ -416,3 +416,17 @@ def test_true_is_not_the_integer_one_in_an_architecture(tmp_path):
         Neuron.load(path)
     with pytest.raises(ModelFileError, match="saved for"):
         Neuron(1, seed=1).load(path)
+
+
+def test_save_errors_name_the_users_path_never_a_temp_file(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="empty path") as e:
+        model.save("")
+    assert ".tmp" not in str(e.value)
+    ro = tmp_path / "ro.json"
+    model.save(ro)
+    ro.chmod(0o444)
+    with pytest.raises(PermissionError) as e:
+        model.save(ro)
+    assert e.value.filename == os.fspath(ro) and ".tmp" not in str(e.value)
+    with pytest.raises(TypeError, match="str or os.PathLike"):
+        model.save(b"m.json")

@@ -159,7 +159,10 @@ def write_atomic(path: PathLike, data: Union[bytes, str]) -> None:
     shown = os.fspath(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if not isinstance(shown, str) or shown == "":
+    if not isinstance(shown, str):
+        raise TypeError(f"write_atomic needs a str or os.PathLike path, got "
+                        f"{type(shown).__name__}: {shown!r}")
+    if shown == "":
         raise FileNotFoundError(errno.ENOENT, "cannot write an empty path", shown)
     try:
         final, through_descriptor = _resolve(shown)
