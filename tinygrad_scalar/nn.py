@@ -183,18 +183,20 @@ def _read_model_text(path: str, owner: Optional["Module"]) -> tuple[str, int]:
     except FileNotFoundError:
         raise FileNotFoundError(f"no saved model at {path!r}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ModelFileError(f"{path}: is {_kind(mode)}, not a saved model (a regular "
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{path}: is {_kind(st.st_mode)}, not a saved model (a regular "
                                  f"file); nothing was read")
-        with os.fdopen(fd, "rb") as f:
-            fd = -1
-            data = f.read(limit + 1)
+        data = b""
+        if st.st_size <= limit:  # refused unread when too large; bounded even if it grows
+            with os.fdopen(fd, "rb") as f:
+                fd = -1
+                data = f.read(limit + 1)
     finally:
         if fd >= 0:
             os.close(fd)
-    if len(data) > limit:
-        size = max(len(data), _size_of(path))
+    if st.st_size > limit or len(data) > limit:
+        size = max(len(data), st.st_size)
         if owner is not None:
             owner._check_size(path, size)
         raise ModelFileError(f"{path}: the file is {size:,} bytes, more than any model file "
@@ -203,13 +205,6 @@ def _read_model_text(path: str, owner: Optional["Module"]) -> tuple[str, int]:
         return data.decode("utf-8"), len(data)
     except UnicodeDecodeError as e:
         raise ModelFileError(f"{path}: not a saved model (corrupt JSON: {e})") from None
-
-
-def _size_of(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 def _constructor_config(cls: type, args: tuple, kwargs: dict) -> tuple[dict, str]:
