@@ -15,13 +15,14 @@ import numbers
 import os
 import random
 import stat
+from collections.abc import Set as AbstractSet
 from functools import partial
-from typing import AbstractSet, Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 from .engine import MUL, OPS, SUM, Value, _binary, _nary, _unary
 from .files import write_atomic
 
-__all__ = ["Module", "Neuron", "Layer", "MLP", "ModelFileError", "ACTIVATIONS"]
+__all__ = ["Module", "Neuron", "Layer", "MLP", "ModelFileError", "ACTIVATIONS", "MAX_FILE_BYTES"]
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 FORMAT = "tinygrad_scalar.module"
