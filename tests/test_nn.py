@@ -255,3 +255,141 @@ def test_a_name_must_be_a_string():
         Layer(2, 3, name=3)
     with pytest.raises(TypeError, match="name must be a string"):
         Neuron(2, name=None)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({0: 5.0, 1: 7.0}, r"got a mapping, dict.*list\(d.values\(\)\)"),
+    ({5.0, 7.0}, r"got a set \(no order\)"),
+    (frozenset({5.0, 7.0}), r"a set \(no order\)"),
+    ({"a": 1.0, "b": 2.0}.keys(), r"a set \(no order\)"),
+])
+def test_unordered_containers_are_refused(bad, match):
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=match):
+        m(bad)
+    with pytest.raises(TypeError, match=match):
+        Neuron(2, seed=0)(bad)
+    with pytest.raises(TypeError, match=match):
+        Layer(2, 2, seed=0)(bad)
+
+
+def test_a_0d_array_is_a_clear_error():
+    np = pytest.importorskip("numpy")
+    m = MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match=r"MLP needs a sequence of 2 numbers.*0-d ndarray: "
+                                        r"array\(1\.5\).*item\(\)"):
+        m(np.array(1.5))
+    assert m(np.array([1.5, 2.0])).data == m([1.5, 2.0]).data  # 1-d arrays still work
+    assert m((v for v in [1.5, 2.0])).data == m([1.5, 2.0]).data  # a generator is ordered
+
+
+# -- issue 12 §4: PyTorch's and micrograd's habits --------------------------------------------
+
+class _Net(Module):
+    """A user's module, PyTorch style: parts as attributes, nothing else written."""
+
+    def __init__(self, width=3, seed=0):
+        self.l1 = Layer(2, width, "tanh", seed=seed)
+        self.scale = Value(1.5)
+        self.blocks = [Neuron(width, seed=seed + 1), Neuron(width, seed=seed + 2)]
+        self.heads = {"out": Neuron(2, "linear", seed=seed + 3)}
+        self.shared = self.scale  # the same Value twice: one parameter
+        self.cached = self.scale * 2.0  # a computed node is not a parameter
+        self.note = "not a parameter"
+
+    def __call__(self, x):
+        h = self.l1(x)
+        b = [n(h) for n in self.blocks]
+        return self.heads["out"](b) * self.scale
+
+
+def test_a_users_module_finds_its_parts_in_attribute_order():
+    net = _Net()
+    names = [n for n, _ in net.named_parameters()]
+    expected = ([f"l1.N{j}.{w}" for j in range(3) for w in ("w0", "w1", "b")] + ["scale"]
+                + [f"blocks.{i}.{w}" for i in range(2) for w in ("w0", "w1", "w2", "b")]
+                + ["heads.out.w0", "heads.out.w1", "heads.out.b"])
+    assert names == expected
+    params = net.parameters()
+    assert params[9] is net.scale and len({id(p) for p in params}) == len(params) == 21
+    assert params[0] is net.l1.neurons[0].w[0] and params[-1] is net.heads["out"].b
+    assert net.num_parameters() == 21 and list(net.state_dict()) == expected
+    out = net([0.3, -0.2])
+    net.zero_grad()
+    out.backward()
+    assert net.scale.grad == pytest.approx(out.data / 1.5)  # d(y*s)/ds = y
+    assert any(p.grad != 0.0 for p in net.l1.parameters())
+
+
+def test_a_users_module_saves_and_loads_without_writing_config(tmp_path):
+    net = _Net(width=4)
+    net.scale.data = -0.75
+    net.save(tmp_path / "net.json")
+    back = Module.load(tmp_path / "net.json")  # rebuilt from the recorded arguments
+    assert type(back) is _Net and back.l1.nout == 4
+    assert back.state_dict() == net.state_dict()
+    assert back.architecture()["args"] == {"width": 4}  # seed is not architecture
+    fresh = _Net(width=4, seed=7)
+    assert fresh.state_dict() != net.state_dict()
+    fresh.load(tmp_path / "net.json")
+    assert fresh.state_dict() == net.state_dict()
+    assert fresh([0.1, 0.2]).data == net([0.1, 0.2]).data
+    from tinygrad_scalar.nn import ModelFileError
+    with pytest.raises(ModelFileError, match="saved for"):
+        _Net(width=3).load(tmp_path / "net.json")
+    import copy
+    import pickle
+    for c in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert c.state_dict() == net.state_dict() and c.architecture() == net.architecture()
+
+
+def test_cycles_between_modules_do_not_recurse_forever():
+    a, b = _Net(), _Net(seed=5)
+    a.friend, b.friend = b, a
+    assert len(a.parameters()) == 42 and len(b.parameters()) == 42
+
+
+def test_micrograds_neuron_signature():
+    lin, relu = Neuron(2, nonlin=False, seed=0), Neuron(2, nonlin=True, seed=0)
+    assert lin.activation == "linear" and relu.activation == "relu"
+    assert Neuron(2, False, seed=0).activation == "linear"  # positional, as micrograd allows
+    assert Layer(2, 3, nonlin=False, seed=0).activation == "linear"
+    assert Neuron(2, seed=0).activation == "relu"
+    lin.load_state_dict({"w0": -1.0, "w1": 0.5, "b": 0.0})
+    assert lin([1.0, 0.0]).data == -1.0  # no relu clipping
+    with pytest.raises(TypeError, match="either activation= or micrograd's nonlin="):
+        Neuron(2, "tanh", nonlin=True)
+    with pytest.raises(TypeError, match="nonlin must be True"):
+        Neuron(2, nonlin=1)
+
+
+def test_unseeded_models_draw_from_pythons_global_random():
+    random.seed(1337)
+    a = MLP(2, [16, 16, 1])
+    random.seed(1337)
+    b = MLP(2, [16, 16, 1])
+    assert a.state_dict() == b.state_dict()
+    # the same draws micrograd makes: uniform(-1, 1) per weight, neuron by neuron, biases 0
+    random.seed(1337)
+    expected = []
+    for nin, nout in ((2, 16), (16, 16), (16, 1)):
+        for _ in range(nout):
+            expected += [random.uniform(-1, 1) for _ in range(nin)] + [0.0]
+    assert list(a.state_dict().values()) == expected
+    random.seed(1337)
+    assert MLP(2, [4, 1], seed=5).state_dict() == MLP(2, [4, 1], seed=5).state_dict()
+    random.seed(1337)
+    c = MLP(2, [16, 16, 1], seed=1)  # a seed wins over the global state
+    assert c.state_dict() != a.state_dict()
+    assert c.state_dict() == MLP(2, [16, 16, 1], seed=1).state_dict()
+
+
+def test_the_same_weights_as_micrograd_after_random_seed():
+    micrograd_nn = pytest.importorskip("micrograd.nn", reason="micrograd is the oracle here")
+    random.seed(1337)
+    theirs = micrograd_nn.MLP(2, [16, 16, 1])
+    random.seed(1337)
+    ours = MLP(2, [16, 16, 1])
+    assert [p.data for p in ours.parameters()] == [p.data for p in theirs.parameters()]
+    x = [0.5, -1.25]
+    assert ours(x).data == pytest.approx(theirs(x).data, rel=1e-12)

@@ -16,6 +16,7 @@ from typing import Optional
 
 from . import optim
 from .data import make_moons, make_spiral, signed_labels
+from .files import write_atomic
 from .nn import MLP, Neuron
 from .train import evaluate, fit
 
@@ -70,13 +71,11 @@ def draw_neuron(path: str) -> dict:
         svg = g.pipe(format="svg")
     except graphviz.ExecutableNotFound:  # no `dot`: keep the DOT text, say how to fix it
         info["path"] = os.path.splitext(path)[0] + ".gv"
-        with open(info["path"], "w", encoding="utf-8") as f:
-            f.write(g.source)
+        write_atomic(info["path"], g.source)
         info["note"] = ("Graphviz's `dot` is not installed, so the neuron graph was written as "
                         f"DOT text to {info['path']}; install graphviz to get the SVG")
         return info
-    with open(path, "wb") as f:
-        f.write(svg)
+    write_atomic(path, svg)
     return info
 
 
