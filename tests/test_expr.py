@@ -7,8 +7,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinygrad_scalar.engine import Value, topological_order
-from tinygrad_scalar.expr import (FUNCTIONS, MAX_DEPTH, MAX_EXPONENT, MAX_LENGTH, MAX_NODES,
-                                  ExprError, check_variable_name, parse, parse_number, pointer)
+from tinygrad_scalar.expr import (
+    FUNCTIONS,
+    MAX_DEPTH,
+    MAX_EXPONENT,
+    MAX_LENGTH,
+    MAX_NODES,
+    ExprError,
+    check_variable_name,
+    parse,
+    parse_number,
+    pointer,
+)
 
 
 def leaves(**xs):

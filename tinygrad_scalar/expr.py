@@ -550,9 +550,9 @@ def _syntax_hint(text: str) -> Optional[tuple]:
         end = m.end() + len(arg)
         fn = name if name in FUNCTIONS else _ALIASES.get(name)
         if fn:
-            return (f"a function needs parentheses: write {fn}({arg})"
-                    + (f" ({name} is called {fn} here)" if fn != name else ""),
-                    text, m.start(), end)
-        return (f"two operands side by side: write {name}*{arg} to multiply (or put the "
-                "operator you meant between them)", text, m.start(), end)
+            alias = f" ({name} is called {fn} here)" if fn != name else ""
+            return f"a function needs parentheses: write {fn}({arg}){alias}", text, m.start(), end
+        why = (f"two operands side by side: write {name}*{arg} to multiply (or put the operator "
+               "you meant between them)")
+        return why, text, m.start(), end
     return None
