@@ -627,3 +627,13 @@ def test_demo_write_failure_during_the_run_is_one_line(tmp_path, monkeypatch):
     code, out, err = call(["demo", "--out", str(tmp_path / "pics")])
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "Permission denied" in err and "x.png" in err
+
+
+def test_repeated_sub_expressions_are_numbered(tmp_path):
+    # two separate a+b nodes: each name in the table belongs to one node of the picture
+    doc = grad_json("(a+b)*(a+b)", "a=1", "b=2", "--explain", cwd=tmp_path)
+    assert [e["input"] for e in doc["explain"][0]["edges"]] == ["a+b #1", "a+b #2"]
+    assert {s["node"] for s in doc["explain"][1:]} == {"a+b #1", "a+b #2"}
+    assert doc["gradients"] == {"a": 6.0, "b": 6.0}
+    r = run("grad", "(a+b)*(a+b)", "a=1", "b=2", "--explain", cwd=tmp_path)
+    assert "@" not in r.stdout

@@ -325,6 +325,7 @@ def _grad(args: argparse.Namespace) -> int:
     out = next((n for n in _ROOT_NAMES if n not in leaves), "output")
     if (not root.is_leaf or root.is_constant) and out not in leaves:  # a variable keeps its name
         root.label = out
+    _number_repeated_labels(root, set(leaves.values()))
     root.backward()
     used = {v for v in topological_order(root) if v.is_leaf}
 
@@ -387,6 +388,20 @@ def _grad(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {failure}", file=sys.stderr)
         return failure.code
     return EXIT_OK
+
+
+def _number_repeated_labels(root, keep: set) -> None:
+    """Nodes with the same text ((a+b)*(a+b) has two a+b) become `a+b #1`, `a+b #2`, in
+    topological order, so every name in the tables is on exactly one node of the picture."""
+    from .engine import topological_order
+    groups: dict = {}
+    for v in topological_order(root):
+        if v not in keep and v.label:
+            groups.setdefault(v.label, []).append(v)
+    for label, vs in groups.items():
+        if len(vs) > 1:
+            for k, v in enumerate(vs, 1):
+                v.label = f"{label} #{k}"
 
 
 def _error_object(kind: str, message: str, code: int, expr_error=None) -> dict:
