@@ -467,10 +467,9 @@ def test_picture_names_interior_nodes_after_their_text(tmp_path):
 def test_parallel_edges_are_told_apart_in_paths(tmp_path):
     r = run("grad", "a*a*a", "a=2", "--paths", "a", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    rows = [ln.split("  ")[0:2] for ln in r.stdout.splitlines() if ln[:1] in "123"]
     paths = [ln.split(None, 1)[1].split("  ")[0] for ln in r.stdout.splitlines()
              if ln[:2] in ("1 ", "2 ", "3 ")]
-    assert paths == ["a -[1st input]-> a*a -> f", "a -[2nd input]-> a*a -> f", "a -> f"], rows
+    assert paths == ["a -[1st input]-> a*a -> f", "a -[2nd input]-> a*a -> f", "a -> f"]
     assert len(set(paths)) == 3
     doc = grad_json("a*a*a", "a=2", "--paths", "a", cwd=tmp_path)
     assert [p["inputs"] for p in doc["paths"]["a"]["paths"]] == [[1, 1], [2, 1], [2]]

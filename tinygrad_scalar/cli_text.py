@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .engine import Value
+
+if TYPE_CHECKING:  # the teaching objects, for the type hints only
+    from .teach.modes import ForwardTable
+    from .teach.narration import Narration
+    from .teach.pathsum import Path, PathSum
 
 NONE = "-"  # shown where there is no number (a derivative toward a constant)
 
@@ -53,7 +58,7 @@ def ordinal(k: int) -> str:
 
 # -- the narrated backward pass (--explain) --------------------------------------------------
 
-def explain_records(narration) -> list:
+def explain_records(narration: "Narration") -> list:
     """The narration's steps as dicts; an edge toward a constant has `constant: true` and null
     numbers (backward never needs a constant's gradient)."""
     out = []
@@ -71,7 +76,7 @@ def explain_records(narration) -> list:
     return out
 
 
-def explain_text(narration, digits: int = 6) -> str:
+def explain_text(narration: "Narration", digits: int = 6) -> str:
     """The backward pass as a table, one row per input edge, constants' rows without numbers."""
     root = narration.names[narration.root]
     steps = explain_records(narration)
@@ -113,7 +118,7 @@ def _slots(child: Value, parent: Value) -> list:
     return [k + 1 for k, (p, _) in enumerate(child.edges()) if p is parent]
 
 
-def path_inputs(path_sum) -> list:
+def path_inputs(path_sum: "PathSum") -> list:
     """For each listed path, the input position of every edge along it (x first).
 
     Paths through parallel edges have the same nodes; the enumeration visits the inputs of each
@@ -135,7 +140,7 @@ def path_inputs(path_sum) -> list:
     return out
 
 
-def paths_dict(path_sum) -> dict:
+def paths_dict(path_sum: "PathSum") -> dict:
     """PathSum.to_dict() with `inputs` (the input position of each edge) on every path."""
     doc = path_sum.to_dict()
     for d, inputs in zip(doc["paths"], path_inputs(path_sum)):
@@ -143,7 +148,7 @@ def paths_dict(path_sum) -> dict:
     return doc
 
 
-def _path_label(path, inputs: list) -> str:
+def _path_label(path: "Path", inputs: list) -> str:
     parts = [path.names[0]]
     for j, k in enumerate(inputs):
         child = path.nodes[j + 1]
@@ -153,7 +158,7 @@ def _path_label(path, inputs: list) -> str:
     return "".join(parts)
 
 
-def paths_text(path_sum, digits: int = 6) -> str:
+def paths_text(path_sum: "PathSum", digits: int = 6) -> str:
     """The paths from x to the output with their products and sum, next to backward's number;
     a path through a parallel edge says which input it takes (a -[2nd input]-> a*a)."""
     if not (path_sum.count and path_sum.listed):
@@ -173,7 +178,7 @@ def paths_text(path_sum, digits: int = 6) -> str:
 
 # -- forward mode (--forward) ----------------------------------------------------------------
 
-def forward_dict(ft) -> dict:
+def forward_dict(ft: "ForwardTable") -> dict:
     """ForwardTable.to_dict(), with no adjoint (null) for constants: no one needs d f/d 2."""
     doc = ft.to_dict()
     for row, r in zip(doc["rows"], ft.rows):
@@ -182,7 +187,7 @@ def forward_dict(ft) -> dict:
     return doc
 
 
-def forward_text(ft, digits: int = 6) -> str:
+def forward_text(ft: "ForwardTable", digits: int = 6) -> str:
     """Tangents d node/d x (forward) next to adjoints d f/d node (reverse), one row per node."""
     d = forward_dict(ft)
     y, x = d["root"], d["x"]
@@ -198,7 +203,7 @@ def forward_text(ft, digits: int = 6) -> str:
 
 # -- why a gradient is not finite --------------------------------------------------------------
 
-def non_finite_notes(narration, out: str, leaves: dict, limit: int = 3) -> list:
+def non_finite_notes(narration: "Narration", out: str, leaves: dict, limit: int = 3) -> list:
     """One line per cause of a nan or infinite gradient of a variable: the edges whose local
     derivative is not finite (toward a Value, not a constant), the common one explained."""
     bad = [n for n, v in leaves.items() if not math.isfinite(v.grad)]
