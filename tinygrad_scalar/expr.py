@@ -17,8 +17,13 @@ Anything else is refused with an `ExprError` whose message points at the offendi
 
 Limits keep a hostile or mistaken input from hanging the machine or exhausting memory: the
 text length (MAX_LENGTH), the number of operations and operands (MAX_NODES), the nesting depth
-(MAX_DEPTH) and the size of any exponent (MAX_EXPONENT, checked on the exponent's value before
-the power is taken).
+(MAX_DEPTH: operations nested inside one another; a flat chain such as a+b+c+d or a*b/c, one
+operator repeated at one level, does not nest, since nothing here recurses along it) and the
+size of any exponent (MAX_EXPONENT, checked on the exponent's value before the power is taken).
+
+Habits from paper and other tools get a hint instead of Python jargon: `2x` (write 2*x),
+`sin x` (write sin(x)), `ln(x)` (did you mean log?), Unicode such as − × ² (each named, with
+its ASCII form). `pi` and `e` are the constants, unless a variable of that name is given.
 
 Math errors (log(0), 1/0, an overflow) are the engine's own exceptions (ValueError,
 ZeroDivisionError, OverflowError) with the engine's message; `parse` adds the attributes
@@ -28,26 +33,50 @@ and `pointer(text, start, end)` draws that pointer.
 from __future__ import annotations
 
 import ast
+import difflib
 import keyword
 import math
 import numbers
 import re
+import unicodedata
 import warnings
 from typing import Mapping, Optional, Union
 
 from .engine import OPS, Value, apply
 
-__all__ = ["parse", "ExprError", "FUNCTIONS", "MAX_LENGTH", "MAX_NODES", "MAX_DEPTH",
-           "MAX_EXPONENT", "check_variable_name", "parse_number", "pointer"]
+__all__ = ["parse", "ExprError", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_NODES",
+           "MAX_DEPTH", "MAX_EXPONENT", "check_variable_name", "parse_number", "pointer",
+           "shorten", "ascii_hint"]
 
 MAX_LENGTH = 2000     # characters of expression text
 MAX_NODES = 500       # numbers, names, operations and calls in the expression
-MAX_DEPTH = 200       # operations nested inside one another
+MAX_DEPTH = 200       # operations nested inside one another (a flat a+b+c+... is one level)
 MAX_EXPONENT = 10_000  # |exponent| of any power, checked on its value before computing
 
 # The engine functions an expression may call, each with one argument.
 FUNCTIONS: dict = {name: OPS[name] for name in
                    ("relu", "tanh", "sigmoid", "exp", "log", "sqrt", "sin", "cos", "abs")}
+
+# Names that are numbers unless a variable of that name is given.
+CONSTANTS: dict = {"pi": math.pi, "e": math.e}
+
+# Function names people bring from paper and other tools, and the name to write here.
+_ALIASES = {"ln": "log", "arcsin": None, "max": None, "min": None, "sqr": "sqrt",
+            "sgn": None, "sign": None, "tan": None, "logistic": "sigmoid", "ReLU": "relu",
+            "Relu": "relu", "expo": "exp"}
+
+# Non-ASCII characters people paste from documents, and what to write instead.
+_ASCII_FOR = {
+    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-",
+    "\u00d7": "*", "\u22c5": "*", "\u00b7": "*", "\u2219": "*", "\u2217": "*",
+    "\u00f7": "/", "\u2044": "/", "\u2215": "/",
+    "\u00b2": "**2", "\u00b3": "**3", "\u00b9": "**1", "\u2070": "**0", "\u2074": "**4",
+    "\u2075": "**5", "\u2076": "**6", "\u2077": "**7", "\u2078": "**8", "\u2079": "**9",
+    "\u207b": "**-", "\u03c0": "pi", "\u221a": "sqrt(...)", "\u00a0": "a plain space",
+    "\u2009": "a plain space", "\u202f": "a plain space", "\u2002": "a plain space",
+    "\u2003": "a plain space", "\u2032": "nothing (no primes: use a name such as x2)",
+    "\uff0b": "+", "\uff0d": "-", "\uff0a": "*", "\uff0f": "/", "\uff08": "(", "\uff09": ")",
+}
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _OTHER_BINOPS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<",
@@ -80,6 +109,56 @@ _REFUSED = {
 
 _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# a number written straight before a name or a parenthesis, as on paper: 2x, 3(a+b), 0.5sin(x)
+_JUXTAPOSED_RE = re.compile(r"(?<![A-Za-z0-9_.])((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+                            r"(?:[eE][+-]?[0-9]+)?)(?=[A-Za-z_(])")
+# a name followed by a space and an operand: sin x, ln x, a b
+_SPACED_RE = re.compile(r"(?<![A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_]*) +(?=[A-Za-z0-9_.])")
+_SAME_LEVEL = ({ast.Add, ast.Sub}, {ast.Mult, ast.Div})  # chains of these do not nest
+
+
+def shorten(text: str, limit: int = 60, quote: bool = False) -> str:
+    """`text` for an error message (its repr with quote=True): as is when short, else its
+    start, '...' and its length, so a 100,000-character argument does not fill the terminal."""
+    if len(text) <= limit:
+        return repr(text) if quote else text
+    head = repr(text[:limit - 20]) if quote else text[:limit - 20]
+    return f"{head}... ({len(text):,} characters)"
+
+
+def _char_name(ch: str) -> str:
+    code = f"U+{ord(ch):04X}"
+    try:
+        return f"{code} {unicodedata.name(ch)}"
+    except ValueError:
+        return code
+
+
+def ascii_hint(text: str) -> Optional[tuple]:
+    """(column, message) for the first character of `text` outside printable ASCII, naming it
+    (U+2212 MINUS SIGN) and, for the ones people paste from documents, its ASCII form; None
+    when the text is all printable ASCII."""
+    for i, ch in enumerate(text):
+        if " " <= ch <= "~":
+            continue
+        instead = _ASCII_FOR.get(ch)
+        if instead is not None:
+            shown = instead if instead.startswith(("a ", "nothing")) else f"{instead} (ASCII)"
+            return i, f"character {ch!r} is not allowed ({_char_name(ch)}): write {shown} instead"
+        return i, (f"character {ch!r} is not allowed ({_char_name(ch)}): expressions are one "
+                   "line of ASCII text")
+    return None
+
+
+def _did_you_mean(name: str) -> str:
+    """' (did you mean log?)' for a close function name, else ''."""
+    alias = _ALIASES.get(name, "")
+    if alias:
+        return f" (did you mean {alias}?)"
+    if alias is None:  # a known function of other tools that is not here
+        return ""
+    close = difflib.get_close_matches(name, list(FUNCTIONS), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class ExprError(ValueError):
@@ -127,10 +206,13 @@ def check_variable_name(name: str) -> str:
     Names are ASCII identifiers that are neither Python keywords nor function names.
     """
     if not isinstance(name, str):
-        raise ExprError(f"a variable name must be a string, got {type(name).__name__}: {name!r}")
+        raise ExprError(f"a variable name must be a string, got {type(name).__name__}: "
+                        f"{shorten(repr(name))}")
     if not _NAME_RE.match(name):
-        raise ExprError(f"{name!r} is not a valid variable name: use letters, digits and _ "
-                        "(ASCII), not starting with a digit")
+        hint = ascii_hint(name)
+        raise ExprError(f"{shorten(name, quote=True)} is not a valid variable name: use "
+                        "letters, digits and _ (ASCII), not starting with a digit"
+                        + (f"; {hint[1]}" if hint else ""))
     if keyword.iskeyword(name) or name in ("True", "False", "None"):
         raise ExprError(f"{name!r} is a Python keyword and cannot be a variable name")
     if name in FUNCTIONS:
@@ -144,12 +226,29 @@ def parse_number(text: str, what: str = "value") -> float:
     Stricter than float(): no 'nan', 'inf', underscores, spaces or non-ASCII digits.
     """
     if not isinstance(text, str) or not _NUMBER_RE.match(text):
-        raise ExprError(f"{what} {text!r} is not a number (expected a decimal number such as "
-                        "2, -0.5 or 1e-3)")
+        shown = shorten(text, quote=True) if isinstance(text, str) else repr(text)
+        hint = ascii_hint(text) if isinstance(text, str) else None
+        raise ExprError(f"{what} {shown} is not a number (expected a decimal number such as "
+                        "2, -0.5 or 1e-3)" + (f"; {hint[1]}" if hint else ""))
     x = float(text)
     if not math.isfinite(x):
-        raise ExprError(f"{what} {text!r} is too large: it is not a finite float")
+        raise ExprError(f"{what} {shorten(text, quote=True)} is too large: it is not a finite "
+                        "float")
     return x
+
+
+MAX_LABEL = 40  # characters of a sub-expression used as a node's label
+
+
+def _label_text(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 3] + "..."
+
+
+def _exact(x: float) -> str:
+    """A number as typed: whole numbers without '.0', others in shortest round-trip form (a
+    message about 10000.0000001 must not say 10000)."""
+    return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e16 else repr(x)
 
 
 def _span(node: ast.AST, shift: int) -> tuple:
@@ -162,8 +261,9 @@ def _span(node: ast.AST, shift: int) -> tuple:
 class _Builder:
     """Turns a whitelisted AST into engine Values, without recursion."""
 
-    def __init__(self, text: str, shift: int, leaves: dict):
+    def __init__(self, text: str, shift: int, leaves: dict, label_nodes: bool = False):
         self.text, self.shift, self.leaves = text, shift, leaves
+        self.label_nodes = label_nodes
 
     def fail(self, reason: str, node: Optional[ast.AST] = None, span: Optional[tuple] = None):
         if span is None and node is not None:
@@ -180,6 +280,13 @@ class _Builder:
 
     # -- checking: every node is looked at before anything is computed -------------------------
     def check(self, tree: ast.Expression) -> None:
+        """Every node allowed, at most MAX_NODES of them, at most MAX_DEPTH operations nested.
+
+        The depth of an operation is the number of operations it sits inside, itself included;
+        numbers and names add nothing. The left operand of + or - that is itself a + or - (and
+        the same for * and /) stays at its parent's depth: a+b+c+d is a flat chain, not four
+        levels, and nothing here recurses along it.
+        """
         count = 0
         stack = [(tree.body, 1)]
         while stack:
@@ -188,11 +295,19 @@ class _Builder:
             if count > MAX_NODES:
                 self.fail(f"expression is too large: more than {MAX_NODES} numbers, names and "
                           "operations")
-            if depth > MAX_DEPTH:
+            kids = self.children(node)
+            if kids and depth > MAX_DEPTH:
                 self.fail(f"expression is nested too deeply: a chain of more than {MAX_DEPTH} "
                           "operations, each an operand of the next", node)
-            for child in reversed(self.children(node)):  # leftmost problem reported first
-                stack.append((child, depth + 1))
+            for child in reversed(kids):  # leftmost problem reported first
+                stack.append((child, depth + (0 if self.same_level(node, child) else 1)))
+
+    @staticmethod
+    def same_level(node: ast.AST, child: ast.AST) -> bool:
+        """True when `child` continues `node`'s flat chain (the left operand of a + b - c)."""
+        if type(node) is not ast.BinOp or type(child) is not ast.BinOp or child is not node.left:
+            return False
+        return any(type(node.op) in g and type(child.op) in g for g in _SAME_LEVEL)
 
     def children(self, node: ast.AST) -> list:
         """The operands of an allowed node; raises ExprError for anything not allowed."""
@@ -244,6 +359,11 @@ class _Builder:
     def leaf(self, node: ast.Name) -> Value:
         v = self.leaves.get(node.id)
         if v is None:
+            if node.id in CONSTANTS:
+                v = Value.constant(CONSTANTS[node.id])
+                if self.label_nodes:
+                    v.label = node.id
+                return v
             if node.id in FUNCTIONS:
                 self.fail(f"{node.id!r} is a function: call it as {node.id}(...)", node)
             given = ", ".join(sorted(self.leaves)) or "none"
@@ -255,12 +375,21 @@ class _Builder:
         if type(f) is not ast.Name:
             if type(f) is ast.Attribute:
                 self.fail(f"attribute access (.{f.attr}) is not allowed", f)
+            if type(f) is ast.Constant and isinstance(f.value, (int, float)):
+                num = self.text[slice(*_span(f, self.shift))]
+                self.fail(f"a number directly before '(': write {num}*(...) to multiply", f)
+            if type(f) in (ast.BinOp, ast.UnaryOp, ast.Call):
+                self.fail("two parenthesised parts side by side: write (...)*(...) to "
+                          "multiply (only the functions " + ", ".join(FUNCTIONS) +
+                          " can be called)", f)
             self.fail("only the functions " + ", ".join(FUNCTIONS) + " can be called", f)
         if f.id not in FUNCTIONS:
-            if f.id in self.leaves:
-                self.fail(f"{f.id!r} is a variable, not a function (a missing operator? "
+            if f.id in self.leaves or f.id in CONSTANTS:
+                what = "variable" if f.id in self.leaves else "constant"
+                self.fail(f"{f.id!r} is a {what}, not a function (a missing operator? "
                           f"write {f.id}*(...) to multiply)", f)
-            self.fail(f"unknown function {f.id!r} (known: {', '.join(FUNCTIONS)})", f)
+            self.fail(f"unknown function {f.id!r}{_did_you_mean(f.id)} (known: "
+                      f"{', '.join(FUNCTIONS)})", f)
         if node.keywords:
             k = node.keywords[0]
             self.fail(f"keyword arguments are not allowed: {f.id}() takes one positional "
@@ -279,14 +408,15 @@ class _Builder:
             node, ready = stack.pop()
             t = type(node)
             if t is ast.Constant:
-                out.append(Value.constant(self.number(node)))
+                out.append(self.named(Value.constant(self.number(node)), node))
                 continue
             if t is ast.Name:
                 out.append(self.leaf(node))
                 continue
             if t is ast.UnaryOp and type(node.operand) is ast.Constant:
                 x = self.number(node.operand)  # -2 is the number -2, not neg(2)
-                out.append(Value.constant(-x if type(node.op) is ast.USub else x))
+                out.append(self.named(Value.constant(-x if type(node.op) is ast.USub else x),
+                                      node))
                 continue
             if not ready:
                 stack.append((node, True))
@@ -298,14 +428,14 @@ class _Builder:
                     b = out.pop()
                     a = out.pop()
                     if type(node.op) is ast.Pow and not abs(b.data) <= MAX_EXPONENT:
-                        self.fail(f"exponent {b.data:.10g} is too large: |exponent| must be at "
-                                  f"most {MAX_EXPONENT}", node.right)
-                    out.append(self.binary(node.op, a, b))
+                        self.fail(f"exponent {_exact(b.data)} is too large: |exponent| must be "
+                                  f"at most {MAX_EXPONENT}", node.right)
+                    out.append(self.named(self.binary(node.op, a, b), node))
                 elif t is ast.UnaryOp:
                     a = out.pop()
-                    out.append(-a if type(node.op) is ast.USub else a)
+                    out.append(self.named(-a, node) if type(node.op) is ast.USub else a)
                 else:  # a checked call
-                    out.append(apply(FUNCTIONS[node.func.id], out.pop()))
+                    out.append(self.named(apply(FUNCTIONS[node.func.id], out.pop()), node))
             except ExprError:
                 raise
             except (ArithmeticError, ValueError) as e:  # the engine's math errors, located
@@ -313,6 +443,12 @@ class _Builder:
                 raise
         (root,) = out
         return root
+
+    def named(self, v: Value, node: ast.AST) -> Value:
+        """With label_nodes, label a new node with its sub-expression's text (cut when long)."""
+        if self.label_nodes:
+            v.label = _label_text(self.text[slice(*_span(node, self.shift))])
+        return v
 
     @staticmethod
     def binary(op: ast.operator, a: Value, b: Value) -> Value:
@@ -328,12 +464,18 @@ class _Builder:
         return a ** b
 
 
-def parse(text: str, variables: Optional[Mapping[str, Union[float, int, Value]]] = None) -> Value:
+def parse(text: str, variables: Optional[Mapping[str, Union[float, int, Value]]] = None, *,
+          label_nodes: bool = False) -> Value:
     """Build the graph of an expression such as "(a+b)*(b+1)" from engine Values.
 
     `variables` maps each name the expression may use to a number or a Value. Numbers become
     new leaves labelled with their name; pass Values (e.g. `Value(2.0, label="a")`) to read
-    their `.grad` after `root.backward()`. Numbers in the text become constant leaves.
+    their `.grad` after `root.backward()`. Numbers in the text become constant leaves; `pi`
+    and `e` are constants too unless `variables` has that name.
+
+    `label_nodes=True` labels every node the parser creates with its sub-expression's text
+    (`a+b`, `(a+b)*(b+1)`, the constant `2`), so tables and pictures name them as written;
+    the variables' Values keep their own labels.
 
     Raises ExprError (a ValueError) for anything not accepted, with a pointer at the offending
     part; the engine's ValueError/ZeroDivisionError/OverflowError for math errors.
@@ -342,22 +484,27 @@ def parse(text: str, variables: Optional[Mapping[str, Union[float, int, Value]]]
         raise ExprError(f"the expression must be a string, got {type(text).__name__}: {text!r}")
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression is too long: {len(text)} characters (limit {MAX_LENGTH})")
+    if variables is None:
+        variables = {}
+    if not isinstance(variables, Mapping):
+        raise ExprError("variables must be a mapping from each name in the expression to a "
+                        "number or a Value, e.g. {'x': 2.0}; got "
+                        f"{type(variables).__name__}: {shorten(repr(variables))}")
     leaves: dict = {}
-    for name, v in (variables or {}).items():
+    for name, v in variables.items():
         check_variable_name(name)
         if not isinstance(v, Value):
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise ExprError(f"variable {name!r} needs a number or a Value, got "
-                                f"{type(v).__name__}: {v!r}")
+                                f"{type(v).__name__}: {shorten(repr(v))}")
             x = float(v)
             if not math.isfinite(x):
                 raise ExprError(f"variable {name!r} needs a finite number, got {v!r}")
             v = Value(x, label=name)
         leaves[name] = v
-    for i, ch in enumerate(text):
-        if not (" " <= ch <= "~"):
-            raise ExprError(f"character {ch!r} is not allowed: expressions are one line of "
-                            "ASCII text", text, i)
+    bad = ascii_hint(text)
+    if bad is not None:
+        raise ExprError(bad[1], text, bad[0])
     body = text.lstrip(" ")
     if not body.strip():
         raise ExprError("the expression is empty")
@@ -370,11 +517,42 @@ def parse(text: str, variables: Optional[Mapping[str, Union[float, int, Value]]]
         start = (e.offset or 1) - 1 + shift  # one line of ASCII: offsets are columns
         end = getattr(e, "end_offset", None)
         end = end - 1 + shift if end and e.offset and end > e.offset else None
+        hint = _syntax_hint(text)
+        if hint is not None:
+            raise ExprError(*hint) from None
         raise ExprError(f"syntax error: {e.msg}", text, start, end) from None
     except (RecursionError, MemoryError):
         raise ExprError(f"expression is nested too deeply (limit {MAX_DEPTH})") from None
     except (ValueError, OverflowError) as e:  # pragma: no cover - screened by the checks above
         raise ExprError(f"cannot parse the expression: {e}") from None
-    builder = _Builder(text, shift, leaves)
+    builder = _Builder(text, shift, leaves, label_nodes)
     builder.check(tree)
     return builder.build(tree)
+
+
+def _syntax_hint(text: str) -> Optional[tuple]:
+    """(reason, text, start, end) for the paper habits behind a syntax error, else None:
+    `2x` (a number straight before a name) and `sin x` (a function without parentheses)."""
+    m = _JUXTAPOSED_RE.search(text)
+    if m:
+        num, rest = m.group(1), text[m.end():]
+        name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", rest)
+        if name:
+            return (f"a number directly before a name: write {num}*{name.group()} to multiply",
+                    text, m.start(), m.end() + name.end())
+    for m in _SPACED_RE.finditer(text):
+        name = m.group(1)
+        if keyword.iskeyword(name):
+            continue
+        arg = re.match(r"[A-Za-z0-9_.]+", text[m.end():]).group()
+        if keyword.iskeyword(arg):
+            continue
+        end = m.end() + len(arg)
+        fn = name if name in FUNCTIONS else _ALIASES.get(name)
+        if fn:
+            alias = f" ({name} is called {fn} here)" if fn != name else ""
+            return f"a function needs parentheses: write {fn}({arg}){alias}", text, m.start(), end
+        why = (f"two operands side by side: write {name}*{arg} to multiply (or put the operator "
+               "you meant between them)")
+        return why, text, m.start(), end
+    return None
