@@ -336,3 +336,66 @@ def test_progress_bar_shows_in_jupyter():
     bar.close()
     assert "spiral" in stream.getvalue()
     assert progress(3, "spiral", quiet=True, file=OutStream()).disable
+
+
+# -- issue 13 §3: moons_step checks lr as the optimizers do, and a failed step changes nothing ---
+
+@pytest.mark.parametrize("bad, err", [(1 + 0j, TypeError), (np.array(0.5), TypeError),
+                                      (np.array([0.5, 0.5]), TypeError), ("0.5", TypeError),
+                                      (math.inf, ValueError), (math.nan, ValueError),
+                                      (-0.1, ValueError)])
+def test_moons_step_refuses_a_bad_lr_and_changes_nothing(moons, bad, err):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(err, match="lr must be"):
+        moons_step(m, X, y, bad)
+    assert m.state_dict() == before
+    assert all(type(p.data) is float for p in m.parameters())
+
+
+def test_moons_step_refuses_a_torch_lr(moons):
+    torch = pytest.importorskip("torch")
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(TypeError, match="lr must be a real number.*Tensor"):
+        moons_step(m, X, y, torch.tensor(0.5))
+    assert m.state_dict() == before
+
+
+@pytest.mark.parametrize("alpha", [math.inf, math.nan, -1.0, 1j])
+def test_moons_step_refuses_a_bad_alpha(moons, alpha):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    with pytest.raises((TypeError, ValueError), match="alpha"):
+        moons_step(m, X, y, 0.1, alpha=alpha)
+
+
+def test_moons_step_that_would_overflow_changes_nothing(moons):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    m.parameters()[-1].data = 1e150  # the output bias: its L2 gradient is 2e150
+    before = m.state_dict()
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        moons_step(m, X, y, 1e300, alpha=1.0)
+    assert m.state_dict() == before
+
+
+# -- issue 12 §1: an optimizer over another model's parameters is refused ------------------------
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_refuses_an_optimizer_over_another_models_parameters(moons, compiled):
+    X, y = moons
+    model, other = MLP(2, [4, 1], seed=0), MLP(2, [4, 1], seed=0)
+    opt = optim.SGD(other.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not the model's.*another model's parameters"):
+        fit(model, X, y, "hinge", opt, epochs=2, quiet=True, compiled=compiled)
+    with pytest.raises(ValueError, match="another model's parameters"):
+        TrainStep(model, "hinge", opt)
+    # a subset (a frozen layer) is fine, and trains only that subset
+    first = model.layers[0].parameters()
+    before_last = model.layers[1].state_dict()
+    fit(model, X, y, "hinge", optim.SGD(first, lr=0.1), epochs=2, quiet=True,
+        compiled=compiled)
+    assert model.layers[1].state_dict() == before_last
