@@ -399,3 +399,37 @@ def test_fit_refuses_an_optimizer_over_another_models_parameters(moons, compiled
     fit(model, X, y, "hinge", optim.SGD(first, lr=0.1), epochs=2, quiet=True,
         compiled=compiled)
     assert model.layers[1].state_dict() == before_last
+
+
+# -- issue 13 §3: plot_loss says what is wrong with what it was given ---------------------------
+
+@pytest.mark.parametrize("bad, err, msg", [
+    ("x", TypeError, "plot_loss needs the History that fit returns.*str"),
+    (None, TypeError, "plot_loss needs the History"),
+    ({}, ValueError, r"needs a 'loss' list.*got keys \[\]"),
+    ({"acc": [1.0]}, ValueError, r"got keys \['acc'\]"),
+    ({"loss": "abc"}, TypeError, "'loss' must be a list of numbers"),
+    ({"loss": [1.0, "x"]}, TypeError, r"loss\[1\] must be a number"),
+    ({"loss": [1.0, 0.5], "accuracy": [0.5]}, ValueError, "'accuracy' must be a list as long"),
+])
+def test_plot_loss_errors_say_what_is_wrong(bad, err, msg):
+    with pytest.raises(err, match=msg):
+        plot_loss(bad)
+
+
+def test_plot_loss_takes_numpy_arrays(tmp_path):
+    fig = plot_loss({"loss": np.array([1.0, 0.5, 0.25]), "accuracy": np.array([0.1, 0.5, 1.0])})
+    assert len(fig.axes) == 2
+
+
+# -- issue 12 §5: History's repr is a summary ---------------------------------------------------
+
+def test_history_repr_is_a_short_summary():
+    h = History(loss=[1.0 / (k + 1) for k in range(5000)], accuracy=[0.5] * 4999 + [0.98],
+                lr=[0.1] * 5000, epoch_loss=[0.5] * 50, epoch_accuracy=[0.9] * 50, seconds=3.25)
+    text = repr(h)
+    assert len(text) < 120, text
+    assert "5000 steps" in text and "50 epochs" in text and "loss 1 -> 0.0002" in text
+    assert "98.0%" in text and "3.25 s" in text
+    assert repr(History()) == "History(0 steps)"
+    assert History(loss=[0.5], accuracy=[None]).__repr__().count("accuracy") == 0

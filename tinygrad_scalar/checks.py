@@ -17,6 +17,8 @@ __all__ = ["hyperparameter"]
 
 
 def _describe(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
+    if hi == math.inf and lo == -math.inf:
+        return "a finite number"
     if hi == math.inf:
         return f"a finite number {'>' if lo_open else '>='} {lo:g}"
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"

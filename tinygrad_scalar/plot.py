@@ -66,6 +66,38 @@ def _save(fig, path: Optional[PathLike]) -> None:
         write_atomic(path, buf.getvalue())
 
 
+def _curves(history: Any) -> tuple[list, Optional[list]]:
+    """(loss per step, accuracy per step or None) from a History or a dict, or a clear error."""
+    if isinstance(history, dict):
+        if "loss" not in history:
+            raise ValueError(f"plot_loss: a dict history needs a 'loss' list (and optionally "
+                             f"'accuracy'), got keys {sorted(map(str, history))}")
+        loss, acc = history["loss"], history.get("accuracy")
+    elif hasattr(history, "loss") and hasattr(history, "accuracy"):
+        loss, acc = history.loss, history.accuracy
+    else:
+        raise TypeError(f"plot_loss needs the History that fit returns (or a dict with a "
+                        f"'loss' list), got {type(history).__name__}: {history!r:.60}")
+    if isinstance(loss, np.ndarray) and loss.ndim == 1:
+        loss = loss.tolist()
+    if isinstance(acc, np.ndarray) and acc.ndim == 1:
+        acc = acc.tolist()
+    if isinstance(loss, (str, bytes)) or not isinstance(loss, Sequence):
+        raise TypeError(f"plot_loss: 'loss' must be a list of numbers, got "
+                        f"{type(loss).__name__}: {loss!r:.60}")
+    if not loss:
+        raise ValueError("plot_loss: the history has no steps to plot")
+    for i, v in enumerate(loss):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"plot_loss: loss[{i}] must be a number, got "
+                            f"{type(v).__name__}: {v!r:.60}")
+    if acc is not None and (isinstance(acc, (str, bytes)) or not isinstance(acc, Sequence)
+                            or (acc and len(acc) != len(loss))):
+        raise ValueError(f"plot_loss: 'accuracy' must be a list as long as 'loss' "
+                         f"({len(loss)} steps), got {acc!r:.60}")
+    return list(loss), acc
+
+
 def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
               title: str = "training") -> Any:
     """Loss per step (left axis, log scale) and accuracy per step (right axis, when recorded).
@@ -73,10 +105,7 @@ def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
     `history` is a train.History or a dict with 'loss' (and optionally 'accuracy') lists.
     Returns the Figure; `path` also saves it (PNG by its extension).
     """
-    loss = history["loss"] if isinstance(history, dict) else history.loss
-    acc = history.get("accuracy") if isinstance(history, dict) else history.accuracy
-    if not loss:
-        raise ValueError("plot_loss: the history has no steps to plot")
+    loss, acc = _curves(history)
     from matplotlib.ticker import MaxNLocator
     fig, ax = _figure(ax)
     steps = range(len(loss))

@@ -180,7 +180,7 @@ def evaluate(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn]
 # ---------------------------------------------------------------------------------------------
 # Many steps.
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """What fit recorded. `loss`, `accuracy` and `lr` hold one entry per step (the batch's
     numbers before that step's update); `epoch_loss`/`epoch_accuracy` are sample-weighted
@@ -204,6 +204,18 @@ class History:
             if a is not None and a >= target:
                 return k
         return None
+
+    def __repr__(self) -> str:
+        """A summary (steps, epochs, first and last loss, last accuracy, time), not every
+        float: a History of thousands of steps printed in a notebook stays one line."""
+        if not self.loss:
+            return "History(0 steps)"
+        parts = [f"{self.steps} steps", f"{len(self.epoch_loss)} epochs",
+                 f"loss {self.loss[0]:.4g} -> {self.loss[-1]:.4g}"]
+        if self.accuracy and self.accuracy[-1] is not None:
+            parts.append(f"last accuracy {self.accuracy[-1]:.1%}")
+        parts.append(f"{self.seconds:.2f} s")
+        return f"History({', '.join(parts)})"
 
     def as_dict(self) -> dict:
         return {"loss": list(self.loss), "accuracy": list(self.accuracy), "lr": list(self.lr),
