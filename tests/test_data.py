@@ -137,3 +137,43 @@ def test_spiral_turns_must_be_a_finite_positive_number(turns):
 def test_non_finite_settings_are_refused(call):
     with pytest.raises(ValueError, match="must be"):
         call()
+
+
+# -- issue 15 §2: the handwritten digits -------------------------------------------------------
+
+def test_load_digits_shapes_scaling_and_split():
+    pytest.importorskip("sklearn")
+    from tinygrad_scalar.data import load_digits
+    Xtr, Xte, ytr, yte = load_digits()
+    assert len(Xtr) + len(Xte) == 1797 and len(Xte) == round(1797 * 0.25)
+    assert len(ytr) == len(Xtr) and len(yte) == len(Xte)
+    assert {len(x) for x in Xtr + Xte} == {64}
+    flat = [v for x in Xtr + Xte for v in x]
+    assert min(flat) == 0.0 and max(flat) == 1.0 and all(type(v) is float for v in flat)
+    assert sorted(set(ytr + yte)) == list(range(10)) and all(type(t) is int for t in ytr)
+    # the same images as scikit-learn's, pixel for pixel (order aside), scaled by 1/16
+    from sklearn.datasets import load_digits as sk
+    d = sk()
+    ours = sorted((tuple(x), t) for x, t in zip(Xtr + Xte, ytr + yte))
+    theirs = sorted((tuple(float(v) / 16.0 for v in row), int(t))
+                    for row, t in zip(d.data, d.target))
+    assert ours == theirs  # so every image is in exactly one half
+
+
+def test_load_digits_split_is_seeded():
+    pytest.importorskip("sklearn")
+    from tinygrad_scalar.data import load_digits
+    a, b, c = load_digits(seed=3), load_digits(seed=3), load_digits(seed=4)
+    assert a == b
+    assert a[1] != c[1]
+    assert len(load_digits(test_fraction=0.1)[1]) == 180
+
+
+def test_load_digits_without_sklearn_says_what_to_install(monkeypatch):
+    import sys
+    from tinygrad_scalar.data import load_digits
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn...` now fails
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn.*pip install scikit-learn.*"
+                                          r"tinygrad_scalar\[digits\]"):
+        load_digits()

@@ -433,3 +433,49 @@ def test_history_repr_is_a_short_summary():
     assert "98.0%" in text and "3.25 s" in text
     assert repr(History()) == "History(0 steps)"
     assert History(loss=[0.5], accuracy=[None]).__repr__().count("accuracy") == 0
+
+
+# -- issue 12 §5: saved pictures have no wide white bands ---------------------------------------
+
+def _white_bands(path):
+    from PIL import Image
+    a = np.asarray(Image.open(path).convert("L"))
+    rows = (a >= 250).all(axis=1)
+    cols = (a >= 250).all(axis=0)
+    return (int(np.argmax(~rows)) / len(a), int(np.argmax(~rows[::-1])) / len(a),
+            int(np.argmax(~cols)) / a.shape[1], int(np.argmax(~cols[::-1])) / a.shape[1])
+
+
+@pytest.mark.parametrize("shape", ["wide", "tall"])
+def test_decision_boundary_png_is_cropped_to_its_content(tmp_path, shape):
+    X, y = make_moons(60, noise=0.1, seed=0)
+    if shape == "tall":
+        X = [[b, a] for a, b in X]
+    m = MLP(2, [4, 1], seed=0)
+    path = tmp_path / "b.png"
+    plot_decision_boundary(m, X, signed_labels(y), path=path)
+    assert max(_white_bands(path)) < 0.05, _white_bands(path)
+
+
+def test_confusion_matrix_counts_and_pictures(tmp_path):
+    from tinygrad_scalar.plot import confusion_matrix, plot_confusion, plot_digits
+    truth = [0, 1, 2, 2, 1, 0, 2]
+    pred = [0, 2, 2, 1, 1, 0, 2]
+    assert confusion_matrix(truth, pred) == [[2, 0, 0], [0, 1, 1], [0, 1, 2]]
+    assert confusion_matrix([1], [1], n_classes=4)[1] == [0, 1, 0, 0]
+    with pytest.raises(ValueError, match="outside 0..1"):
+        confusion_matrix([0, 2], [0, 0], n_classes=2)
+    with pytest.raises(ValueError, match=r"y_pred\[1\] must be a class index"):
+        confusion_matrix([0, 1], [0, -1])
+    fig = plot_confusion(truth, pred, path=tmp_path / "c.png")
+    assert "71.4% right" in fig.axes[0].get_title()
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    imgs = [[i / 16.0] * 16 for i in range(3)]  # 4x4 images
+    fig = plot_digits(imgs, [0, 1, 2], [0, 2, 2], path=tmp_path / "d.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["0", "2 (is 1)", "2"]
+    assert fig.axes[1].title.get_color() != fig.axes[0].title.get_color()
+    with pytest.raises(ValueError, match="not a square"):
+        plot_digits([[0.0] * 5], [0])
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        plot_digits(imgs, [0, 1])

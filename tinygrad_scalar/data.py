@@ -1,8 +1,9 @@
-"""Toy 2-D data sets in pure Python (no scikit-learn): moons, circles, blobs and spirals.
+"""Data sets: toy 2-D sets in pure Python (moons, circles, blobs, spirals) and one real one,
+the 8x8 handwritten digits (`load_digits`, read from scikit-learn's package).
 
-Each returns `(X, y)`: X a list of [x0, x1] points (floats), y a list of int class labels
-(0, 1, ...). `seed=` (an int or a random.Random) makes the draw reproducible; without it every
-call differs. The shapes follow scikit-learn's generators of the same names.
+Each toy generator returns `(X, y)`: X a list of [x0, x1] points (floats), y a list of int
+class labels (0, 1, ...). `seed=` (an int or a random.Random) makes the draw reproducible;
+without it every call differs. The shapes follow scikit-learn's generators of the same names.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Sequence, Union
 from .checks import hyperparameter
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "signed_labels",
-           "train_test_split"]
+           "train_test_split", "load_digits", "DIGITS_INSTALL_HINT"]
 
 Seed = Union[int, random.Random, None]
 Points = list[list[float]]
@@ -194,3 +195,27 @@ def train_test_split(X: Sequence, y: Sequence, test_fraction: float = 0.25,
     test, train = order[:n_test], order[n_test:]
     return ([X[i] for i in train], [X[i] for i in test], [y[i] for i in train],
             [y[i] for i in test])
+
+
+DIGITS_INSTALL_HINT = ("load_digits needs scikit-learn, which ships the 8x8 digits inside its "
+                       "package (nothing is downloaded): pip install scikit-learn, or install "
+                       "this project with its extra: pip install 'tinygrad_scalar[digits]'")
+
+
+def load_digits(test_fraction: float = 0.25, seed: Seed = 0) -> tuple[list, list, list, list]:
+    """The 1,797 handwritten digits (8x8 pixels, classes 0-9) that scikit-learn ships with its
+    package (UCI's optical recognition set), as (X_train, X_test, y_train, y_test).
+
+    Each X row is the 64 pixels of one image, row by row, scaled from 0..16 to [0, 1] (so a
+    network's inputs are of order 1); y holds the digit (an int). The split is
+    `train_test_split(X, y, test_fraction, seed)`: the same seed gives the same split. Needs
+    scikit-learn (the `digits` extra); without it, an ImportError says what to install.
+    """
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError:
+        raise ImportError(DIGITS_INSTALL_HINT) from None
+    bunch = _sk_load_digits()
+    X = (bunch.data / 16.0).tolist()
+    y = [int(t) for t in bunch.target]
+    return train_test_split(X, y, test_fraction, seed)

@@ -24,21 +24,28 @@ def _grads(params: list) -> list:
     out = []
     for i, p in enumerate(params):
         g = p.grad
-        if isinstance(g, bool) or not isinstance(g, numbers.Real):
-            what = ("None: run backward() before step(), or set it to 0.0" if g is None else
-                    f"{type(g).__name__}: {g!r}, not a real number")
-            raise TypeError(f"params[{i}] ({p!r}) has .grad {what}; the step changed nothing")
-        g = float(g)
-        if not math.isfinite(g):
-            raise FloatingPointError(f"params[{i}] ({p!r}) has .grad {g!r}; the step changed "
-                                     "nothing (a non-finite gradient would make the parameter "
-                                     "inf or nan: lower the learning rate or check the loss)")
+        if type(g) is not float:  # the common case is a float: checked in bulk below
+            if isinstance(g, bool) or not isinstance(g, numbers.Real):
+                what = ("None: run backward() before step(), or set it to 0.0" if g is None
+                        else f"{type(g).__name__}: {g!r}, not a real number")
+                raise TypeError(f"params[{i}] ({p!r}) has .grad {what}; the step changed "
+                                "nothing")
+            g = float(g)
         out.append(g)
+    if not math.isfinite(sum(out)):  # a sum of finite numbers can overflow: then look closer
+        for i, g in enumerate(out):
+            if not math.isfinite(g):
+                raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {g!r}; the "
+                                         "step changed nothing (a non-finite gradient would "
+                                         "make the parameter inf or nan: lower the learning "
+                                         "rate or check the loss)")
     return out
 
 
 def _finite(new: list, params: list) -> None:
     """Refuse an update that overflows, before it is applied."""
+    if math.isfinite(sum(new)):
+        return
     for i, x in enumerate(new):
         if not math.isfinite(x):
             raise FloatingPointError(f"the step would make params[{i}] ({params[i]!r}) {x!r}; "
