@@ -171,6 +171,7 @@ def test_load_digits_split_is_seeded():
 
 def test_load_digits_without_sklearn_says_what_to_install(monkeypatch):
     import sys
+
     from tinygrad_scalar.data import load_digits
     monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn...` now fails
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)

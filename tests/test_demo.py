@@ -155,7 +155,7 @@ def test_printed_moons_losses_match_the_plot_and_are_labelled(monkeypatch, tmp_p
         s = run_demo(out=str(tmp_path), steps=5, quiet=True, digits=False)
     text, m = buf.getvalue(), s["moons"]
     assert m["last_step_loss"] == ends["moons"]
-    assert f"hinge + L2 at the last step {ends['moons']:.4f} (where moons_loss.png ends)" in text
+    assert f"hinge + L2 {ends['moons']:.4f} at the last step (where moons_loss.png ends)" in text
     # after training: the data loss and data + L2, from the saved model, independently
     from tinygrad_scalar.losses import hinge
     model = MLP.load(tmp_path / "moons_model.json")
@@ -165,5 +165,5 @@ def test_printed_moons_losses_match_the_plot_and_are_labelled(monkeypatch, tmp_p
     l2 = 1e-4 * sum(p.data ** 2 for p in model.parameters())
     assert m["final_loss"] == pytest.approx(data, rel=1e-12)
     assert m["final_loss_l2"] == pytest.approx(data + l2, rel=1e-12)
-    assert f"after training: hinge {data:.4f}, hinge + L2 {data + l2:.4f}" in text
+    assert f"after training hinge {data:.4f}, hinge + L2 {data + l2:.4f}" in text
     assert "digits: left out" in text

@@ -4,7 +4,6 @@ import math
 import random
 
 import numpy as np
-
 import pytest
 
 from tinygrad_scalar import losses

@@ -15,14 +15,16 @@ from typing import Sequence, Union
 from .checks import hyperparameter
 
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "signed_labels",
-           "train_test_split", "load_digits", "DIGITS_INSTALL_HINT"]
+           "train_test_split", "load_digits", "seeded_rng", "DIGITS_INSTALL_HINT"]
 
 Seed = Union[int, random.Random, None]
 Points = list[list[float]]
 Labels = list[int]
 
 
-def _rng(seed: Seed) -> random.Random:
+def seeded_rng(seed: Seed) -> random.Random:
+    """A random.Random from an int (Python's or NumPy's), the given Random itself, or a fresh
+    unseeded one for None; anything else is a TypeError."""
     if seed is None:
         return random.Random()
     if isinstance(seed, random.Random):
@@ -31,6 +33,9 @@ def _rng(seed: Seed) -> random.Random:
         raise TypeError(f"seed must be an int or a random.Random, got {type(seed).__name__}: "
                         f"{seed!r}")
     return random.Random(int(seed))
+
+
+_rng = seeded_rng
 
 
 def _count(n, what: str, least: int = 1) -> int:

@@ -79,8 +79,8 @@ def train_digits(seed: int = DEFAULT_SEED, quiet: bool = False,
     rate decaying linearly to a tenth), on minibatches, through the compiled replay
     (static_train.CompiledStep). Returns the model, the held-out images and labels, the
     model's predictions on them, the test accuracy and the History."""
-    from .plot import predict_grid  # NumPy forward from the current weights (tested against
-    from .static_train import CompiledStep  # the engine); the replay needs NumPy
+    # predict_grid: the NumPy forward from the current weights, tested equal to the engine
+    from .plot import predict_grid
     d = DIGITS
     epochs = d["epochs"] if epochs is None else epochs
     X_train, X_test, y_train, y_test = load_digits(d["test_fraction"], seed)
@@ -88,10 +88,11 @@ def train_digits(seed: int = DEFAULT_SEED, quiet: bool = False,
     total = epochs * -(-len(X_train) // d["batch_size"])
     opt = optim.Adam(model.parameters(),
                      lr=lambda k: d["lr"] * (1.0 - 0.9 * k / max(total, 1)))
-    step = CompiledStep(model, "cross_entropy", opt, d["alpha"])
-    hist = fit(model, X_train, y_train, "cross_entropy", epochs=epochs,
-               batch_size=d["batch_size"], seed=seed, quiet=quiet, desc="digits (compiled)",
-               step_fn=step)
+    # compiled=True: fit traces one example's loss into a static_train.CompiledStep and
+    # replays every minibatch with NumPy
+    hist = fit(model, X_train, y_train, "cross_entropy", opt, epochs=epochs,
+               batch_size=d["batch_size"], alpha=d["alpha"], seed=seed, quiet=quiet,
+               desc="digits (compiled)", compiled=True)
     scores = predict_grid(model, X_test)
     pred = [int(i) for i in scores.argmax(axis=1)]
     acc = sum(p == t for p, t in zip(pred, y_test)) / len(y_test)
@@ -235,10 +236,10 @@ def _print_summary(s: dict) -> None:
     reached = (f"100% after {m['steps_to_100']} steps" if m["steps_to_100"] is not None
                else "never 100%")
     print(f"moons : MLP(2, [16, 16, 1]) ({m['parameters']} parameters), {m['steps']} SGD "
-          f"steps, {reached} ({m['seconds']:.1f} s)")
-    print(f"        hinge + L2 at the last step {m['last_step_loss']:.4f} (where "
-          f"moons_loss.png ends); after training: hinge {m['final_loss']:.4f}, "
-          f"hinge + L2 {m['final_loss_l2']:.4f}, accuracy {m['final_accuracy']:.1%}")
+          f"steps, {reached}; final accuracy {m['final_accuracy']:.1%} ({m['seconds']:.1f} s)")
+    print(f"        loss: hinge + L2 {m['last_step_loss']:.4f} at the last step (where "
+          f"moons_loss.png ends); after training hinge {m['final_loss']:.4f}, "
+          f"hinge + L2 {m['final_loss_l2']:.4f}")
     print(f"spiral: MLP(2, [16, 16, 3]) ({sp['parameters']} parameters), {sp['steps']} Adam "
           f"steps; final cross-entropy {sp['final_loss']:.4f}, "
           f"accuracy {sp['final_accuracy']:.1%} ({sp['seconds']:.1f} s)")

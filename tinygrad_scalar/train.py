@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import losses as _losses
-from .data import _rng as _seeded
-from .engine import Value, no_grad
 from .checks import hyperparameter
+from .data import seeded_rng as _seeded
+from .engine import Value, no_grad
 from .optim import Optimizer
 
 __all__ = ["History", "TrainStep", "fit", "evaluate", "moons_step", "accuracy", "LOSSES"]
@@ -286,7 +286,8 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
                                 "'cross_entropy'): a batch loss callable cannot be traced per "
                                 "example (use static_train.CompiledStep with a per-example loss)")
             _check_optimizer(model, optimizer)
-            from .static_train import CompiledStep  # imported here: numpy replay is optional
+            # imported here: the NumPy replay is optional
+            from .static_train import CompiledStep
             step_fn = CompiledStep(model, loss, optimizer, alpha, accuracy=accuracy)
         else:
             step_fn = TrainStep(model, loss, optimizer, alpha, accuracy)
