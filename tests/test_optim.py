@@ -277,3 +277,28 @@ def test_an_overflowing_step_changes_nothing():
     with pytest.raises(FloatingPointError, match=r"params\[1\].*inf.*lower the learning rate"):
         opt.step()
     assert (p.data, q.data, opt.steps, opt._buf) == (1.0, 1e308, 0, None)
+
+
+def test_an_overflowing_adam_moment_changes_nothing_and_says_which():
+    p, q = Value(1.0), Value(2.0)
+    opt = Adam([p, q], lr=0.1)
+    p.grad, q.grad = 1.0, 1e200  # finite, but its square is not
+    with pytest.raises(FloatingPointError, match=r"params\[1\]'s second moment"):
+        opt.step()
+    assert (p.data, q.data, opt.steps, opt._m, opt._v) == (1.0, 2.0, 0, [0.0, 0.0], [0.0, 0.0])
+
+
+def test_hyperparameter_messages_name_the_argument_the_value_and_the_range():
+    from tinygrad_scalar.checks import hyperparameter
+    with pytest.raises(ValueError, match=r"^lr must be a finite number >= 0, got inf"):
+        SGD([Value(1.0)], lr=math.inf)
+    with pytest.raises(ValueError, match=r"^momentum must be a number in \[0, 1\), got 1.0$"):
+        SGD([Value(1.0)], lr=0.1, momentum=1.0)
+    with pytest.raises(TypeError, match=r"^weight_decay must be a real number \(a finite number "
+                                        r">= 0\), got complex: 1j$"):
+        SGD([Value(1.0)], lr=0.1, weight_decay=1j)
+    with pytest.raises(ValueError, match=r"x must be a finite number > 0, got 0.0"):
+        hyperparameter(0.0, "x", lo_open=True)
+    with pytest.raises(TypeError, match=r"got list: \[0, 0, 0, .*\.\.\.$"):
+        hyperparameter([0] * 100, "x")  # a long value is cut, not printed in full
+    assert hyperparameter(-3, "x", -math.inf) == -3.0 and type(hyperparameter(2, "x")) is float

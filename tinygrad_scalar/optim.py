@@ -42,14 +42,15 @@ def _grads(params: list) -> list:
     return out
 
 
-def _finite(new: list, params: list) -> None:
-    """Refuse an update that overflows, before it is applied."""
+def _finite(new: list, params: list, what: str = "") -> None:
+    """Refuse an update that overflows, before it is applied (`what`: which state, e.g.
+    "'s momentum buffer"; empty for the parameter itself)."""
     if math.isfinite(sum(new)):
         return
     for i, x in enumerate(new):
         if not math.isfinite(x):
-            raise FloatingPointError(f"the step would make params[{i}] ({params[i]!r}) {x!r}; "
-                                     "it changed nothing: lower the learning rate")
+            raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) "
+                                     f"{x!r}; it changed nothing: lower the learning rate")
 
 
 class Optimizer:
@@ -129,7 +130,7 @@ class SGD(Optimizer):
         buf = None
         if mu:
             buf = gs if self._buf is None else [mu * b + g for b, g in zip(self._buf, gs)]
-            _finite(buf, ps)
+            _finite(buf, ps, "'s momentum buffer")
             gs = buf
         new = [p.data - lr * g for p, g in zip(ps, gs)]
         _finite(new, ps)
@@ -175,7 +176,7 @@ class Adam(Optimizer):
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(self._m, gs)]
         v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(self._v, gs)]
-        _finite(v, ps)  # g*g can overflow where g did not
+        _finite(v, ps, "'s second moment")  # g*g can overflow where g did not
         sqrt = math.sqrt
         try:
             new = [p.data - lr * (mi / c1) / (sqrt(vi / c2) + eps) for p, mi, vi in zip(ps, m, v)]
