@@ -104,3 +104,77 @@ def test_numpy_integer_seeds_are_ints():
     assert make_spiral(30, seed=np.int32(2)) == make_spiral(30, seed=2)
     with pytest.raises(TypeError, match="seed must be an int"):
         make_moons(20, seed=2.5)
+
+
+# -- issue 13 §3: errors that say which argument is wrong, what it was and what is expected -----
+
+def test_blobs_center_box_errors_name_the_argument():
+    with pytest.raises(TypeError, match=r"center_box must be a pair \(low, high\).*int: 3"):
+        make_blobs(10, center_box=3)
+    with pytest.raises(TypeError, match="center_box must be a pair"):
+        make_blobs(10, center_box=(1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match=r"center_box\[1\] \(high\) must be a finite number"):
+        make_blobs(10, center_box=(0.0, math.inf))
+    with pytest.raises(ValueError, match="low < high"):
+        make_blobs(10, center_box=(1.0, -1.0))
+    with pytest.raises(ValueError, match=r"centers\[1\]\[0\] must be a finite number, got nan"):
+        make_blobs(10, centers=[[0.0, 0.0], [math.nan, 1.0]])
+
+
+@pytest.mark.parametrize("turns", [math.inf, math.nan, 0.0, -1.0])
+def test_spiral_turns_must_be_a_finite_positive_number(turns):
+    with pytest.raises(ValueError, match=r"turns \(radians per arm\) must be a finite number > 0"):
+        make_spiral(30, turns=turns)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: make_moons(10, noise=math.inf),
+    lambda: make_circles(10, noise=math.nan),
+    lambda: make_blobs(10, cluster_std=math.inf),
+    lambda: make_circles(10, factor=math.nan),
+    lambda: train_test_split([[0]] * 4, [0] * 4, test_fraction=math.nan),
+], ids=["moons-noise", "circles-noise", "blobs-std", "circles-factor", "split-fraction"])
+def test_non_finite_settings_are_refused(call):
+    with pytest.raises(ValueError, match="must be"):
+        call()
+
+
+# -- issue 15 §2: the handwritten digits -------------------------------------------------------
+
+def test_load_digits_shapes_scaling_and_split():
+    pytest.importorskip("sklearn")
+    from tinygrad_scalar.data import load_digits
+    Xtr, Xte, ytr, yte = load_digits()
+    assert len(Xtr) + len(Xte) == 1797 and len(Xte) == round(1797 * 0.25)
+    assert len(ytr) == len(Xtr) and len(yte) == len(Xte)
+    assert {len(x) for x in Xtr + Xte} == {64}
+    flat = [v for x in Xtr + Xte for v in x]
+    assert min(flat) == 0.0 and max(flat) == 1.0 and all(type(v) is float for v in flat)
+    assert sorted(set(ytr + yte)) == list(range(10)) and all(type(t) is int for t in ytr)
+    # the same images as scikit-learn's, pixel for pixel (order aside), scaled by 1/16
+    from sklearn.datasets import load_digits as sk
+    d = sk()
+    ours = sorted((tuple(x), t) for x, t in zip(Xtr + Xte, ytr + yte))
+    theirs = sorted((tuple(float(v) / 16.0 for v in row), int(t))
+                    for row, t in zip(d.data, d.target))
+    assert ours == theirs  # so every image is in exactly one half
+
+
+def test_load_digits_split_is_seeded():
+    pytest.importorskip("sklearn")
+    from tinygrad_scalar.data import load_digits
+    a, b, c = load_digits(seed=3), load_digits(seed=3), load_digits(seed=4)
+    assert a == b
+    assert a[1] != c[1]
+    assert len(load_digits(test_fraction=0.1)[1]) == 180
+
+
+def test_load_digits_without_sklearn_says_what_to_install(monkeypatch):
+    import sys
+
+    from tinygrad_scalar.data import load_digits
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn...` now fails
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn.*pip install scikit-learn.*"
+                                          r"tinygrad_scalar\[digits\]"):
+        load_digits()

@@ -3,6 +3,7 @@
 import math
 import random
 
+import numpy as np
 import pytest
 
 from tinygrad_scalar import losses
@@ -238,3 +239,15 @@ def test_cross_entropy_names_the_position_and_explains_a_one_output_model():
                                         r"target is a sequence of 4.*one output per class"):
         losses.cross_entropy(scores, [0, 1, 2, 1])
     assert losses.cross_entropy([0.0, 0.0], 1).data == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("alpha", [math.inf, -math.inf, math.nan, -1.0])
+def test_l2_refuses_a_non_finite_or_negative_alpha(alpha):
+    with pytest.raises(ValueError, match="l2: alpha must be a finite number >= 0"):
+        losses.l2([Value(1.0)], alpha)
+
+
+def test_l2_refuses_a_non_real_alpha():
+    for bad in (1j, "1", np.array(1.0)):
+        with pytest.raises(TypeError, match="l2: alpha must be a real number"):
+            losses.l2([Value(1.0)], bad)

@@ -67,7 +67,7 @@ def test_learning_rate_schedule_gets_the_step_number():
     assert p.data == pytest.approx(1.0 - (1.0 + 0.991 + 0.982), rel=1e-15)
     assert opt.current_lr() == pytest.approx(0.973)
     bad = SGD([Value(1.0)], lr=lambda k: -1.0)
-    with pytest.raises(ValueError, match="lr\\(0\\) must return a finite number"):
+    with pytest.raises(ValueError, match=r"lr\(0\) \(the schedule.s value\) must be a finite"):
         bad.step()
 
 
@@ -111,7 +111,7 @@ def test_zero_grad_and_validation():
     v = Value(1.0)
     with pytest.raises(ValueError, match="twice"):
         Adam([v, v])
-    with pytest.raises(ValueError, match="lr must be in"):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
         SGD(ps, lr=-0.1)
     with pytest.raises(TypeError, match="lr must be a real number"):
         SGD(ps, lr="fast")
@@ -182,3 +182,123 @@ def test_only_leaves_can_be_optimised():
     with pytest.raises(ValueError, match=r"params\[0\] is a constant"):
         Adam([Value.constant(1.0)])
     SGD([w, Value(1.0)], lr=0.1)  # leaves are fine
+
+
+# -- issue 13 §3: non-finite or non-real hyperparameters are refused everywhere ------------------
+
+NON_FINITE = [math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("bad", NON_FINITE)
+@pytest.mark.parametrize("make", [
+    lambda ps, b: SGD(ps, lr=b),
+    lambda ps, b: SGD(ps, lr=0.1, weight_decay=b),
+    lambda ps, b: SGD(ps, lr=0.1, momentum=b),
+    lambda ps, b: Adam(ps, lr=b),
+    lambda ps, b: Adam(ps, eps=b),
+    lambda ps, b: Adam(ps, weight_decay=b),
+    lambda ps, b: Adam(ps, betas=(b, 0.999)),
+], ids=["sgd-lr", "sgd-wd", "sgd-momentum", "adam-lr", "adam-eps", "adam-wd", "adam-beta1"])
+def test_non_finite_hyperparameters_are_refused(make, bad):
+    with pytest.raises(ValueError, match="must be"):
+        make([Value(1.0)], bad)
+
+
+@pytest.mark.parametrize("bad", [1 + 2j, "0.1", None, True])
+def test_non_real_lr_is_refused(bad):
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        SGD([Value(1.0)], lr=bad)
+
+
+def test_array_and_tensor_lr_are_refused():
+    np = pytest.importorskip("numpy")
+    for bad in (np.array(0.1), np.array([0.1, 0.2])):
+        with pytest.raises(TypeError, match="lr must be a real number.*ndarray"):
+            SGD([Value(1.0)], lr=bad)
+    assert SGD([Value(1.0)], lr=np.float64(0.1)).lr == 0.1  # a NumPy scalar is a number
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="lr must be a real number.*Tensor"):
+        Adam([Value(1.0)], lr=torch.tensor(0.1))
+
+
+def test_schedule_returning_inf_or_complex_is_refused():
+    for bad, err in ((math.inf, ValueError), (1j, TypeError)):
+        opt = SGD([Value(1.0)], lr=lambda k, b=bad: b)
+        with pytest.raises(err, match=r"lr\(0\)"):
+            opt.step()
+
+
+# -- a step that raises changes nothing ----------------------------------------------------------
+
+def _snapshot(opt):
+    return ([p.data for p in opt.params], opt.steps,
+            {k: (list(v) if isinstance(v, list) else v) for k, v in vars(opt).items()
+             if k.startswith("_")})
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=0.1),
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: Adam(ps, lr=0.01, weight_decay=0.01),
+], ids=["sgd", "sgd-momentum", "adam"])
+@pytest.mark.parametrize("bad_grad", [None, "x", math.nan, math.inf],
+                         ids=["none", "str", "nan", "inf"])
+def test_a_failed_step_changes_nothing(make, bad_grad):
+    ps = [Value(x) for x in START]
+    opt = make(ps)
+    for _ in range(2):  # some momentum / moments to keep
+        opt.zero_grad()
+        quad(ps).backward()
+        opt.step()
+    opt.zero_grad()
+    quad(ps).backward()
+    before = _snapshot(opt)
+    ps[2].grad = bad_grad  # the last parameter: the others would be updated first
+    with pytest.raises((TypeError, FloatingPointError), match=r"params\[2\]"):
+        opt.step()
+    assert _snapshot(opt) == before
+    # and the next good step is the same as if the failed one never happened
+    ref = [Value(x) for x in START]
+    ref_opt = make(ref)
+    for _ in range(3):
+        ref_opt.zero_grad()
+        quad(ref).backward()
+        ref_opt.step()
+    opt.zero_grad()
+    quad(ps).backward()
+    opt.step()
+    assert [p.data for p in ps] == [p.data for p in ref]
+
+
+def test_an_overflowing_step_changes_nothing():
+    p, q = Value(1.0), Value(1e308)
+    opt = SGD([p, q], lr=10.0, momentum=0.5)
+    p.grad, q.grad = 1.0, -1e308
+    with pytest.raises(FloatingPointError, match=r"params\[1\].*inf.*lower the learning rate"):
+        opt.step()
+    assert (p.data, q.data, opt.steps, opt._buf) == (1.0, 1e308, 0, None)
+
+
+def test_an_overflowing_adam_moment_changes_nothing_and_says_which():
+    p, q = Value(1.0), Value(2.0)
+    opt = Adam([p, q], lr=0.1)
+    p.grad, q.grad = 1.0, 1e200  # finite, but its square is not
+    with pytest.raises(FloatingPointError, match=r"params\[1\]'s second moment"):
+        opt.step()
+    assert (p.data, q.data, opt.steps, opt._m, opt._v) == (1.0, 2.0, 0, [0.0, 0.0], [0.0, 0.0])
+
+
+def test_hyperparameter_messages_name_the_argument_the_value_and_the_range():
+    from tinygrad_scalar.checks import hyperparameter
+    with pytest.raises(ValueError, match=r"^lr must be a finite number >= 0, got inf"):
+        SGD([Value(1.0)], lr=math.inf)
+    with pytest.raises(ValueError, match=r"^momentum must be a number in \[0, 1\), got 1.0$"):
+        SGD([Value(1.0)], lr=0.1, momentum=1.0)
+    with pytest.raises(TypeError, match=r"^weight_decay must be a real number \(a finite number "
+                                        r">= 0\), got complex: 1j$"):
+        SGD([Value(1.0)], lr=0.1, weight_decay=1j)
+    with pytest.raises(ValueError, match=r"x must be a finite number > 0, got 0.0"):
+        hyperparameter(0.0, "x", lo_open=True)
+    with pytest.raises(TypeError, match=r"got list: \[0, 0, 0, .*\.\.\.$"):
+        hyperparameter([0] * 100, "x")  # a long value is cut, not printed in full
+    assert hyperparameter(-3, "x", -math.inf) == -3.0 and type(hyperparameter(2, "x")) is float

@@ -336,3 +336,146 @@ def test_progress_bar_shows_in_jupyter():
     bar.close()
     assert "spiral" in stream.getvalue()
     assert progress(3, "spiral", quiet=True, file=OutStream()).disable
+
+
+# -- issue 13 §3: moons_step checks lr as the optimizers do, and a failed step changes nothing ---
+
+@pytest.mark.parametrize("bad, err", [(1 + 0j, TypeError), (np.array(0.5), TypeError),
+                                      (np.array([0.5, 0.5]), TypeError), ("0.5", TypeError),
+                                      (math.inf, ValueError), (math.nan, ValueError),
+                                      (-0.1, ValueError)])
+def test_moons_step_refuses_a_bad_lr_and_changes_nothing(moons, bad, err):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(err, match="lr must be"):
+        moons_step(m, X, y, bad)
+    assert m.state_dict() == before
+    assert all(type(p.data) is float for p in m.parameters())
+
+
+def test_moons_step_refuses_a_torch_lr(moons):
+    torch = pytest.importorskip("torch")
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    before = m.state_dict()
+    with pytest.raises(TypeError, match="lr must be a real number.*Tensor"):
+        moons_step(m, X, y, torch.tensor(0.5))
+    assert m.state_dict() == before
+
+
+@pytest.mark.parametrize("alpha", [math.inf, math.nan, -1.0, 1j])
+def test_moons_step_refuses_a_bad_alpha(moons, alpha):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    with pytest.raises((TypeError, ValueError), match="alpha"):
+        moons_step(m, X, y, 0.1, alpha=alpha)
+
+
+def test_moons_step_that_would_overflow_changes_nothing(moons):
+    X, y = moons
+    m = MLP(2, [4, 1], seed=0)
+    m.parameters()[-1].data = 1e150  # the output bias: its L2 gradient is 2e150
+    before = m.state_dict()
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        moons_step(m, X, y, 1e300, alpha=1.0)
+    assert m.state_dict() == before
+
+
+# -- issue 12 §1: an optimizer over another model's parameters is refused ------------------------
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fit_refuses_an_optimizer_over_another_models_parameters(moons, compiled):
+    X, y = moons
+    model, other = MLP(2, [4, 1], seed=0), MLP(2, [4, 1], seed=0)
+    opt = optim.SGD(other.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not the model's.*another model's parameters"):
+        fit(model, X, y, "hinge", opt, epochs=2, quiet=True, compiled=compiled)
+    with pytest.raises(ValueError, match="another model's parameters"):
+        TrainStep(model, "hinge", opt)
+    # a subset (a frozen layer) is fine, and trains only that subset
+    first = model.layers[0].parameters()
+    before_last = model.layers[1].state_dict()
+    fit(model, X, y, "hinge", optim.SGD(first, lr=0.1), epochs=2, quiet=True,
+        compiled=compiled)
+    assert model.layers[1].state_dict() == before_last
+
+
+# -- issue 13 §3: plot_loss says what is wrong with what it was given ---------------------------
+
+@pytest.mark.parametrize("bad, err, msg", [
+    ("x", TypeError, "plot_loss needs the History that fit returns.*str"),
+    (None, TypeError, "plot_loss needs the History"),
+    ({}, ValueError, r"needs a 'loss' list.*got keys \[\]"),
+    ({"acc": [1.0]}, ValueError, r"got keys \['acc'\]"),
+    ({"loss": "abc"}, TypeError, "'loss' must be a list of numbers"),
+    ({"loss": [1.0, "x"]}, TypeError, r"loss\[1\] must be a number"),
+    ({"loss": [1.0, 0.5], "accuracy": [0.5]}, ValueError, "'accuracy' must be a list as long"),
+])
+def test_plot_loss_errors_say_what_is_wrong(bad, err, msg):
+    with pytest.raises(err, match=msg):
+        plot_loss(bad)
+
+
+def test_plot_loss_takes_numpy_arrays(tmp_path):
+    fig = plot_loss({"loss": np.array([1.0, 0.5, 0.25]), "accuracy": np.array([0.1, 0.5, 1.0])})
+    assert len(fig.axes) == 2
+
+
+# -- issue 12 §5: History's repr is a summary ---------------------------------------------------
+
+def test_history_repr_is_a_short_summary():
+    h = History(loss=[1.0 / (k + 1) for k in range(5000)], accuracy=[0.5] * 4999 + [0.98],
+                lr=[0.1] * 5000, epoch_loss=[0.5] * 50, epoch_accuracy=[0.9] * 50, seconds=3.25)
+    text = repr(h)
+    assert len(text) < 120, text
+    assert "5000 steps" in text and "50 epochs" in text and "loss 1 -> 0.0002" in text
+    assert "98.0%" in text and "3.25 s" in text
+    assert repr(History()) == "History(0 steps)"
+    assert History(loss=[0.5], accuracy=[None]).__repr__().count("accuracy") == 0
+
+
+# -- issue 12 §5: saved pictures have no wide white bands ---------------------------------------
+
+def _white_bands(path):
+    from PIL import Image
+    a = np.asarray(Image.open(path).convert("L"))
+    rows = (a >= 250).all(axis=1)
+    cols = (a >= 250).all(axis=0)
+    return (int(np.argmax(~rows)) / len(a), int(np.argmax(~rows[::-1])) / len(a),
+            int(np.argmax(~cols)) / a.shape[1], int(np.argmax(~cols[::-1])) / a.shape[1])
+
+
+@pytest.mark.parametrize("shape", ["wide", "tall"])
+def test_decision_boundary_png_is_cropped_to_its_content(tmp_path, shape):
+    X, y = make_moons(60, noise=0.1, seed=0)
+    if shape == "tall":
+        X = [[b, a] for a, b in X]
+    m = MLP(2, [4, 1], seed=0)
+    path = tmp_path / "b.png"
+    plot_decision_boundary(m, X, signed_labels(y), path=path)
+    assert max(_white_bands(path)) < 0.05, _white_bands(path)
+
+
+def test_confusion_matrix_counts_and_pictures(tmp_path):
+    from tinygrad_scalar.plot import confusion_matrix, plot_confusion, plot_digits
+    truth = [0, 1, 2, 2, 1, 0, 2]
+    pred = [0, 2, 2, 1, 1, 0, 2]
+    assert confusion_matrix(truth, pred) == [[2, 0, 0], [0, 1, 1], [0, 1, 2]]
+    assert confusion_matrix([1], [1], n_classes=4)[1] == [0, 1, 0, 0]
+    with pytest.raises(ValueError, match="outside 0..1"):
+        confusion_matrix([0, 2], [0, 0], n_classes=2)
+    with pytest.raises(ValueError, match=r"y_pred\[1\] must be a class index"):
+        confusion_matrix([0, 1], [0, -1])
+    fig = plot_confusion(truth, pred, path=tmp_path / "c.png")
+    assert "71.4% right" in fig.axes[0].get_title()
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    imgs = [[i / 16.0] * 16 for i in range(3)]  # 4x4 images
+    fig = plot_digits(imgs, [0, 1, 2], [0, 2, 2], path=tmp_path / "d.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["0", "2 (is 1)", "2"]
+    assert fig.axes[1].title.get_color() != fig.axes[0].title.get_color()
+    with pytest.raises(ValueError, match="not a square"):
+        plot_digits([[0.0] * 5], [0])
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        plot_digits(imgs, [0, 1])

@@ -1,8 +1,9 @@
-"""Toy 2-D data sets in pure Python (no scikit-learn): moons, circles, blobs and spirals.
+"""Data sets: toy 2-D sets in pure Python (moons, circles, blobs, spirals) and one real one,
+the 8x8 handwritten digits (`load_digits`, read from scikit-learn's package).
 
-Each returns `(X, y)`: X a list of [x0, x1] points (floats), y a list of int class labels
-(0, 1, ...). `seed=` (an int or a random.Random) makes the draw reproducible; without it every
-call differs. The shapes follow scikit-learn's generators of the same names.
+Each toy generator returns `(X, y)`: X a list of [x0, x1] points (floats), y a list of int
+class labels (0, 1, ...). `seed=` (an int or a random.Random) makes the draw reproducible;
+without it every call differs. The shapes follow scikit-learn's generators of the same names.
 """
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import numbers
 import random
 from typing import Sequence, Union
 
+from .checks import hyperparameter
+
 __all__ = ["make_moons", "make_circles", "make_blobs", "make_spiral", "signed_labels",
-           "train_test_split"]
+           "train_test_split", "load_digits", "seeded_rng", "DIGITS_INSTALL_HINT"]
 
 Seed = Union[int, random.Random, None]
 Points = list[list[float]]
 Labels = list[int]
 
 
-def _rng(seed: Seed) -> random.Random:
+def seeded_rng(seed: Seed) -> random.Random:
+    """A random.Random from an int (Python's or NumPy's), the given Random itself, or a fresh
+    unseeded one for None; anything else is a TypeError."""
     if seed is None:
         return random.Random()
     if isinstance(seed, random.Random):
@@ -30,6 +35,9 @@ def _rng(seed: Seed) -> random.Random:
     return random.Random(int(seed))
 
 
+_rng = seeded_rng
+
+
 def _count(n, what: str, least: int = 1) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < least:
         raise ValueError(f"{what} must be an int >= {least}, got {n!r}")
@@ -37,9 +45,21 @@ def _count(n, what: str, least: int = 1) -> int:
 
 
 def _nonneg(x, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not x >= 0 or math.isinf(x):
-        raise ValueError(f"{what} must be a finite number >= 0, got {x!r}")
-    return float(x)
+    return hyperparameter(x, what)
+
+
+def _box(box) -> tuple[float, float]:
+    """center_box as (low, high), finite with low < high."""
+    try:
+        lo, hi = box
+    except (TypeError, ValueError):
+        raise TypeError(f"center_box must be a pair (low, high) of numbers, e.g. (-10.0, 10.0), "
+                        f"got {type(box).__name__}: {box!r}") from None
+    lo = hyperparameter(lo, "center_box[0] (low)", -math.inf)
+    hi = hyperparameter(hi, "center_box[1] (high)", -math.inf)
+    if not lo < hi:
+        raise ValueError(f"center_box must be (low, high) with low < high, got {box!r}")
+    return lo, hi
 
 
 def _finish(X: Points, y: Labels, rng: random.Random, noise: float, shuffle: bool):
@@ -83,8 +103,7 @@ def make_circles(n_samples: int = 100, noise: float = 0.0, factor: float = 0.5,
     """Two concentric circles: class 0 of radius 1, class 1 of radius `factor` (< 1)."""
     n = _count(n_samples, "n_samples", 2)
     noise = _nonneg(noise, "noise")
-    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < 1:
-        raise ValueError(f"factor must be a number in [0, 1), got {factor!r}")
+    factor = hyperparameter(factor, "factor", 0.0, 1.0, hi_open=True)
     rng = _rng(seed)
     n_out = n // 2
     n_in = n - n_out
@@ -105,18 +124,18 @@ def make_blobs(n_samples: int = 100, centers: Union[int, Sequence[Sequence[float
     rng = _rng(seed)
     if isinstance(centers, numbers.Integral) and not isinstance(centers, bool):
         k = _count(centers, "centers")
-        lo, hi = center_box
-        if not lo < hi:
-            raise ValueError(f"center_box must be (low, high) with low < high, got {center_box!r}")
+        lo, hi = _box(center_box)
         cs = [[rng.uniform(lo, hi), rng.uniform(lo, hi)] for _ in range(k)]
     else:
         try:
-            cs = [[float(a), float(b)] for a, b in centers]
+            pairs = [(a, b) for a, b in centers]
         except (TypeError, ValueError):
             raise ValueError(f"centers must be a count or a list of 2-D points, "
                              f"got {centers!r}") from None
-        if not cs:
+        if not pairs:
             raise ValueError("centers is an empty list: need at least one blob")
+        cs = [[hyperparameter(a, f"centers[{i}][0]", -math.inf),
+               hyperparameter(b, f"centers[{i}][1]", -math.inf)] for i, (a, b) in enumerate(pairs)]
     k = len(cs)
     sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
     X, y = [], []
@@ -141,8 +160,7 @@ def make_spiral(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
     if n < k:
         raise ValueError(f"n_samples={n} is fewer than n_classes={k}: every arm needs a point")
     noise = _nonneg(noise, "noise")
-    if isinstance(turns, bool) or not isinstance(turns, numbers.Real) or not turns > 0:
-        raise ValueError(f"turns must be a positive number of radians, got {turns!r}")
+    turns = hyperparameter(turns, "turns (radians per arm)", 0.0, lo_open=True)
     rng = _rng(seed)
     X, y = [], []
     g = rng.gauss
@@ -172,9 +190,8 @@ def train_test_split(X: Sequence, y: Sequence, test_fraction: float = 0.25,
     """Shuffle and split into (X_train, X_test, y_train, y_test), as scikit-learn orders them."""
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) \
-            or not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    test_fraction = hyperparameter(test_fraction, "test_fraction", 0.0, 1.0, lo_open=True,
+                                   hi_open=True)
     n_test = max(1, round(len(X) * test_fraction))
     if n_test >= len(X):
         raise ValueError(f"{len(X)} samples are too few to split off {n_test} for testing")
@@ -183,3 +200,27 @@ def train_test_split(X: Sequence, y: Sequence, test_fraction: float = 0.25,
     test, train = order[:n_test], order[n_test:]
     return ([X[i] for i in train], [X[i] for i in test], [y[i] for i in train],
             [y[i] for i in test])
+
+
+DIGITS_INSTALL_HINT = ("load_digits needs scikit-learn, which ships the 8x8 digits inside its "
+                       "package (nothing is downloaded): pip install scikit-learn, or install "
+                       "this project with its extra: pip install 'tinygrad_scalar[digits]'")
+
+
+def load_digits(test_fraction: float = 0.25, seed: Seed = 0) -> tuple[list, list, list, list]:
+    """The 1,797 handwritten digits (8x8 pixels, classes 0-9) that scikit-learn ships with its
+    package (UCI's optical recognition set), as (X_train, X_test, y_train, y_test).
+
+    Each X row is the 64 pixels of one image, row by row, scaled from 0..16 to [0, 1] (so a
+    network's inputs are of order 1); y holds the digit (an int). The split is
+    `train_test_split(X, y, test_fraction, seed)`: the same seed gives the same split. Needs
+    scikit-learn (the `digits` extra); without it, an ImportError says what to install.
+    """
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError:
+        raise ImportError(DIGITS_INSTALL_HINT) from None
+    bunch = _sk_load_digits()
+    X = (bunch.data / 16.0).tolist()
+    y = [int(t) for t in bunch.target]
+    return train_test_split(X, y, test_fraction, seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 from typing import Sequence, Union
 
+from .checks import hyperparameter
 from .engine import SUM, Value, _nary
 
 __all__ = ["mse", "hinge", "binary_cross_entropy", "softmax", "log_softmax", "cross_entropy",
@@ -209,11 +210,10 @@ def l2(params: Sequence[Value], alpha: float = 1.0) -> Value:
     Pass `model.parameters()`; micrograd's moons demo uses alpha = 1e-4.
     """
     ps = list(params)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"l2: alpha must be a real number, got {type(alpha).__name__}: {alpha!r}")
+    alpha = hyperparameter(alpha, "l2: alpha")
     if not ps:
         raise ValueError("l2: needs at least one parameter, got an empty list")
     for i, p in enumerate(ps):
         if not isinstance(p, Value):
             raise TypeError(f"l2: parameter {i} must be a Value, got {type(p).__name__}: {p!r}")
-    return _sum([p * p for p in ps]) * float(alpha)
+    return _sum([p * p for p in ps]) * alpha

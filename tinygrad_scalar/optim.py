@@ -10,6 +10,7 @@ import math
 import numbers
 from typing import Callable, Iterable, Union
 
+from .checks import hyperparameter
 from .engine import Value
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -17,14 +18,39 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 LR = Union[float, Callable[[int], float]]
 
 
-def _real(x, what: str, lo: float = 0.0, hi: float = math.inf, hi_open: bool = False) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{what} must be a real number, got {type(x).__name__}: {x!r}")
-    x = float(x)
-    if not (lo <= x and (x < hi if hi_open else x <= hi)):
-        bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{what} must be in {bound}, got {x!r}")
-    return x
+def _grads(params: list) -> list:
+    """Every parameter's gradient as a float, checked before anything is updated: a step that
+    raises changes no parameter and no optimizer state."""
+    out = []
+    for i, p in enumerate(params):
+        g = p.grad
+        if type(g) is not float:  # the common case is a float: checked in bulk below
+            if isinstance(g, bool) or not isinstance(g, numbers.Real):
+                what = ("None: run backward() before step(), or set it to 0.0" if g is None
+                        else f"{type(g).__name__}: {g!r}, not a real number")
+                raise TypeError(f"params[{i}] ({p!r}) has .grad {what}; the step changed "
+                                "nothing")
+            g = float(g)
+        out.append(g)
+    if not math.isfinite(sum(out)):  # a sum of finite numbers can overflow: then look closer
+        for i, g in enumerate(out):
+            if not math.isfinite(g):
+                raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {g!r}; the "
+                                         "step changed nothing (a non-finite gradient would "
+                                         "make the parameter inf or nan: lower the learning "
+                                         "rate or check the loss)")
+    return out
+
+
+def _finite(new: list, params: list, what: str = "") -> None:
+    """Refuse an update that overflows, before it is applied (`what`: which state, e.g.
+    "'s momentum buffer"; empty for the parameter itself)."""
+    if math.isfinite(sum(new)):
+        return
+    for i, x in enumerate(new):
+        if not math.isfinite(x):
+            raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) "
+                                     f"{x!r}; it changed nothing: lower the learning rate")
 
 
 class Optimizer:
@@ -55,7 +81,7 @@ class Optimizer:
             seen.add(id(p))
         self.params = ps
         if not callable(lr):
-            lr = _real(lr, "lr")
+            lr = hyperparameter(lr, "lr")
         self.lr = lr
         self.steps = 0  # how many step() calls so far: the next step's number
 
@@ -64,10 +90,7 @@ class Optimizer:
         lr = self.lr
         if not callable(lr):
             return lr
-        v = lr(self.steps)
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"lr({self.steps}) must return a finite number >= 0, got {v!r}")
-        return float(v)
+        return hyperparameter(lr(self.steps), f"lr({self.steps}) (the schedule's value)")
 
     def zero_grad(self) -> None:
         """Zero every parameter's .grad (parameters are leaves: backward accumulates into them)."""
@@ -92,29 +115,29 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: LR, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum = _real(momentum, "momentum", 0.0, 1.0, hi_open=True)
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.momentum = hyperparameter(momentum, "momentum", 0.0, 1.0, hi_open=True)
+        self.weight_decay = hyperparameter(weight_decay, "weight_decay")
         self._buf = None
 
     def step(self) -> None:
+        """One update. Every gradient is checked, and every new value computed, before any
+        parameter or momentum buffer changes: a step that raises changes nothing."""
         lr, mu, wd = self.current_lr(), self.momentum, self.weight_decay
-        if mu == 0.0:
-            if wd == 0.0:
-                for p in self.params:
-                    p.data -= lr * p.grad
-            else:
-                for p in self.params:
-                    p.data -= lr * (p.grad + wd * p.data)
-        else:
-            first = self._buf is None
-            if first:
-                self._buf = [0.0] * len(self.params)
-            buf = self._buf
-            for i, p in enumerate(self.params):
-                g = p.grad + wd * p.data if wd else p.grad
-                b = g if first else mu * buf[i] + g
-                buf[i] = b
-                p.data -= lr * b
+        ps = self.params
+        gs = _grads(ps)
+        if wd:
+            gs = [g + wd * p.data for g, p in zip(gs, ps)]
+        buf = None
+        if mu:
+            buf = gs if self._buf is None else [mu * b + g for b, g in zip(self._buf, gs)]
+            _finite(buf, ps, "'s momentum buffer")
+            gs = buf
+        new = [p.data - lr * g for p, g in zip(ps, gs)]
+        _finite(new, ps)
+        for p, x in zip(ps, new):
+            p.data = x
+        if mu:
+            self._buf = buf
         self.steps += 1
 
 
@@ -132,24 +155,36 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-        self.betas = (_real(b1, "betas[0]", 0.0, 1.0, hi_open=True),
-                      _real(b2, "betas[1]", 0.0, 1.0, hi_open=True))
-        self.eps = _real(eps, "eps")
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.betas = (hyperparameter(b1, "betas[0]", 0.0, 1.0, hi_open=True),
+                      hyperparameter(b2, "betas[1]", 0.0, 1.0, hi_open=True))
+        self.eps = hyperparameter(eps, "eps")
+        self.weight_decay = hyperparameter(weight_decay, "weight_decay")
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)
 
     def step(self) -> None:
+        """One update; as SGD.step, it checks everything first and changes nothing if it
+        raises (no parameter, no moment, no step count)."""
         lr = self.current_lr()
         b1, b2 = self.betas
         eps, wd = self.eps, self.weight_decay
+        ps = self.params
+        gs = _grads(ps)
+        if wd:
+            gs = [g + wd * p.data for g, p in zip(gs, ps)]
         t = self.steps + 1
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        m, v = self._m, self._v
+        m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(self._m, gs)]
+        v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(self._v, gs)]
+        _finite(v, ps, "'s second moment")  # g*g can overflow where g did not
         sqrt = math.sqrt
-        for i, p in enumerate(self.params):
-            g = p.grad + wd * p.data if wd else p.grad
-            mi = m[i] = b1 * m[i] + (1.0 - b1) * g
-            vi = v[i] = b2 * v[i] + (1.0 - b2) * g * g
-            p.data -= lr * (mi / c1) / (sqrt(vi / c2) + eps)
+        try:
+            new = [p.data - lr * (mi / c1) / (sqrt(vi / c2) + eps) for p, mi, vi in zip(ps, m, v)]
+        except ZeroDivisionError:  # eps = 0 and a gradient whose square underflows to 0
+            raise FloatingPointError("Adam with eps=0 divided by a zero second moment; the step "
+                                     "changed nothing: use eps > 0 (default 1e-8)") from None
+        _finite(new, ps)
+        for p, x in zip(ps, new):
+            p.data = x
+        self._m, self._v = m, v
         self.steps += 1

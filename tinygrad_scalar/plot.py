@@ -23,7 +23,8 @@ from .engine import Value, no_grad
 from .files import write_atomic
 from .nn import MLP, Layer, Neuron
 
-__all__ = ["plot_loss", "plot_decision_boundary", "predict_grid"]
+__all__ = ["plot_loss", "plot_decision_boundary", "predict_grid", "plot_digits", "plot_confusion",
+           "confusion_matrix"]
 
 PathLike = Union[str, os.PathLike]
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -46,7 +47,7 @@ def _figure_class():
         class DisplayFigure(Figure):
             def _repr_png_(self) -> bytes:
                 buf = io.BytesIO()
-                self.savefig(buf, format="png", dpi=100)
+                self.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.08)
                 return buf.getvalue()
 
         _DisplayFigure = DisplayFigure
@@ -62,8 +63,41 @@ def _save(fig, path: Optional[PathLike]) -> None:
         os.makedirs(folder, exist_ok=True)
         buf = io.BytesIO()
         fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
-        fig.savefig(buf, dpi=110, format=fmt)
+        # cropped to what is drawn: no white bands around an equal-aspect plot
+        fig.savefig(buf, dpi=110, format=fmt, bbox_inches="tight", pad_inches=0.08)
         write_atomic(path, buf.getvalue())
+
+
+def _curves(history: Any) -> tuple[list, Optional[list]]:
+    """(loss per step, accuracy per step or None) from a History or a dict, or a clear error."""
+    if isinstance(history, dict):
+        if "loss" not in history:
+            raise ValueError(f"plot_loss: a dict history needs a 'loss' list (and optionally "
+                             f"'accuracy'), got keys {sorted(map(str, history))}")
+        loss, acc = history["loss"], history.get("accuracy")
+    elif hasattr(history, "loss") and hasattr(history, "accuracy"):
+        loss, acc = history.loss, history.accuracy
+    else:
+        raise TypeError(f"plot_loss needs the History that fit returns (or a dict with a "
+                        f"'loss' list), got {type(history).__name__}: {history!r:.60}")
+    if isinstance(loss, np.ndarray) and loss.ndim == 1:
+        loss = loss.tolist()
+    if isinstance(acc, np.ndarray) and acc.ndim == 1:
+        acc = acc.tolist()
+    if isinstance(loss, (str, bytes)) or not isinstance(loss, Sequence):
+        raise TypeError(f"plot_loss: 'loss' must be a list of numbers, got "
+                        f"{type(loss).__name__}: {loss!r:.60}")
+    if not loss:
+        raise ValueError("plot_loss: the history has no steps to plot")
+    for i, v in enumerate(loss):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"plot_loss: loss[{i}] must be a number, got "
+                            f"{type(v).__name__}: {v!r:.60}")
+    if acc is not None and (isinstance(acc, (str, bytes)) or not isinstance(acc, Sequence)
+                            or (acc and len(acc) != len(loss))):
+        raise ValueError(f"plot_loss: 'accuracy' must be a list as long as 'loss' "
+                         f"({len(loss)} steps), got {acc!r:.60}")
+    return list(loss), acc
 
 
 def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
@@ -73,10 +107,7 @@ def plot_loss(history: Any, ax=None, path: Optional[PathLike] = None,
     `history` is a train.History or a dict with 'loss' (and optionally 'accuracy') lists.
     Returns the Figure; `path` also saves it (PNG by its extension).
     """
-    loss = history["loss"] if isinstance(history, dict) else history.loss
-    acc = history.get("accuracy") if isinstance(history, dict) else history.accuracy
-    if not loss:
-        raise ValueError("plot_loss: the history has no steps to plot")
+    loss, acc = _curves(history)
     from matplotlib.ticker import MaxNLocator
     fig, ax = _figure(ax)
     steps = range(len(loss))
@@ -204,7 +235,9 @@ def plot_decision_boundary(model: Callable, X: Sequence, y: Sequence, ax=None,
     k = max(2 if out.shape[1] == 1 else out.shape[1], max(point_index) + 1)
     palette = [_COLORS[i % len(_COLORS)] for i in range(k)]
     cmap = ListedColormap(palette)
-    fig, ax = _figure(ax, (5.5, 5.0))
+    # the figure takes the data's shape (axes are equal-aspect), so it has no empty bands
+    aspect = float((hi[1] - lo[1]) / (hi[0] - lo[0]))
+    fig, ax = _figure(ax, (5.5, min(max(4.6 * aspect + 0.9, 2.5), 9.0)))
     ax.contourf(gx, gy, pred.reshape(gx.shape), levels=np.arange(k + 1) - 0.5, cmap=cmap,
                 alpha=0.25)
     if score is not None and score.min() < 0 < score.max():
@@ -215,5 +248,101 @@ def plot_decision_boundary(model: Callable, X: Sequence, y: Sequence, ax=None,
     ax.set_ylim(lo[1], hi[1])
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="box")
+    _save(fig, path)
+    return fig
+
+
+def _class_list(v, what: str) -> list:
+    out = []
+    for i, t in enumerate(v):
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"{what}[{i}] must be a class index (an int >= 0), got {t!r}")
+        out.append(int(t))
+    return out
+
+
+def plot_digits(images: Sequence, labels: Sequence[int], predictions: Optional[Sequence] = None,
+                columns: int = 10, path: Optional[PathLike] = None,
+                title: str = "digits") -> Any:
+    """A grid of square grey images (each a flat list of side*side pixels in [0, 1], e.g. the
+    8x8 digits of data.load_digits), captioned with the label, or with the prediction and the
+    label when `predictions` is given: wrong ones in red, so they stand out. Returns the
+    Figure; `path` also saves it."""
+    imgs = np.asarray(images, dtype=float)
+    if imgs.ndim != 2 or imgs.shape[0] == 0:
+        raise ValueError(f"plot_digits needs a list of flat images (N x pixels), got shape "
+                         f"{imgs.shape}")
+    side = int(round(imgs.shape[1] ** 0.5))
+    if side * side != imgs.shape[1]:
+        raise ValueError(f"plot_digits: {imgs.shape[1]} pixels per image is not a square")
+    labels = _class_list(labels, "labels")
+    preds = None if predictions is None else _class_list(predictions, "predictions")
+    if len(labels) != len(imgs) or (preds is not None and len(preds) != len(imgs)):
+        raise ValueError(f"plot_digits: {len(imgs)} images but {len(labels)} labels"
+                         + ("" if preds is None else f" and {len(preds)} predictions"))
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be an int >= 1, got {columns!r}")
+    cols = min(columns, len(imgs))
+    rows = -(-len(imgs) // cols)
+    fig = _figure_class()(figsize=(0.9 * cols, 1.05 * rows + 0.4), layout="constrained")
+    for k, img in enumerate(imgs):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(img.reshape(side, side), cmap="gray_r", vmin=0.0, vmax=1.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if preds is None:
+            ax.set_title(str(labels[k]), fontsize=9)
+        else:
+            wrong = preds[k] != labels[k]
+            ax.set_title(f"{preds[k]}" + (f" (is {labels[k]})" if wrong else ""), fontsize=8,
+                         color=_COLORS[1] if wrong else "black")
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    return fig
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int],
+                     n_classes: Optional[int] = None) -> list[list[int]]:
+    """counts[t][p]: how many samples of class t were predicted as p (rows: the truth)."""
+    t, p = _class_list(y_true, "y_true"), _class_list(y_pred, "y_pred")
+    if len(t) != len(p) or not t:
+        raise ValueError(f"confusion_matrix needs as many predictions as labels (and at least "
+                         f"one), got {len(t)} labels and {len(p)} predictions")
+    if n_classes is None:
+        k = max(t + p) + 1
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) \
+            or n_classes < 1:
+        raise ValueError(f"n_classes must be an int >= 1 or None, got {n_classes!r}")
+    else:
+        k = int(n_classes)
+    if max(t + p) >= k:
+        raise ValueError(f"class {max(t + p)} is outside 0..{k - 1} (n_classes={k})")
+    counts = [[0] * k for _ in range(k)]
+    for a, b in zip(t, p):
+        counts[a][b] += 1
+    return counts
+
+
+def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int],
+                   n_classes: Optional[int] = None, ax=None, path: Optional[PathLike] = None,
+                   title: str = "confusion matrix") -> Any:
+    """The confusion matrix as a picture: rows the true class, columns the prediction, each
+    cell its count (the diagonal are the right answers). Returns the Figure; `path` saves it."""
+    counts = np.array(confusion_matrix(y_true, y_pred, n_classes))
+    k = len(counts)
+    fig, ax = _figure(ax, (5.0, 4.6))
+    ax.imshow(counts, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            c = counts[i, j]
+            if c:
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=8,
+                        color="white" if c > counts.max() / 2 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(counts) / counts.sum()
+    ax.set_title(f"{title} ({acc:.1%} right)")
     _save(fig, path)
     return fig

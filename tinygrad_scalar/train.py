@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import losses as _losses
-from .data import _rng as _seeded
+from .checks import hyperparameter
+from .data import seeded_rng as _seeded
 from .engine import Value, no_grad
 from .optim import Optimizer
 
@@ -87,10 +88,25 @@ def _resolve(loss: Union[str, LossFn], acc: Optional[AccFn]) -> tuple[LossFn, Op
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0 \
-            or math.isinf(alpha):
-        raise ValueError(f"alpha (the L2 weight) must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
+    return hyperparameter(alpha, "alpha (the L2 weight)")
+
+
+def _check_optimizer(model: Callable, optimizer: Optimizer) -> None:
+    """The optimizer must update this model's parameters (all of them or some: freezing a
+    layer is fine); one built over another model's parameters would train nothing."""
+    params = getattr(model, "parameters", None)
+    if not callable(params) or not isinstance(optimizer, Optimizer):
+        return  # a plain function: nothing to compare with
+    mine = {id(p) for p in params()}
+    foreign = [i for i, p in enumerate(optimizer.params) if id(p) not in mine]
+    if foreign:
+        i = foreign[0]
+        raise ValueError(f"the optimizer updates {len(foreign)} of its "
+                         f"{len(optimizer.params)} parameters that are not the model's "
+                         f"(first: params[{i}] = {optimizer.params[i]!r}): it was built over "
+                         f"another model's parameters, so training would change nothing the "
+                         f"model uses; build it from this model, e.g. "
+                         f"SGD(model.parameters(), lr=0.1)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,6 +122,7 @@ class TrainStep:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
                             f"got {type(optimizer).__name__}: {optimizer!r}")
+        _check_optimizer(model, optimizer)
         self.model, self.optimizer = model, optimizer
         self.loss_fn, self.accuracy_fn = _resolve(loss, accuracy)
         self.alpha = _check_alpha(alpha)
@@ -128,15 +145,25 @@ class TrainStep:
 def moons_step(model: Callable, X: Sequence, y: Sequence, lr: float,
                alpha: float = 1e-4) -> tuple[float, float]:
     """micrograd's demo step, spelled out: hinge loss (labels -1/+1) + alpha * L2 over the whole
-    batch, backward, then p -= lr * p.grad. Returns (loss, accuracy) before the update."""
+    batch, backward, then p -= lr * p.grad. Returns (loss, accuracy) before the update.
+
+    lr and alpha are checked as the optimizers check them (finite real numbers >= 0), and the
+    new values are computed before any is written: a step that raises changes no parameter."""
+    lr = hyperparameter(lr, "lr")
+    alpha = _check_alpha(alpha)
     params = model.parameters()
     scores = [model(x) for x in X]
     total = _losses.hinge(scores, y) + _losses.l2(params, alpha)
     for p in params:
         p.grad = 0.0
     total.backward()
-    for p in params:
-        p.data -= lr * p.grad
+    new = [p.data - lr * p.grad for p in params]
+    bad = next((i for i, x in enumerate(new) if not math.isfinite(x)), None)
+    if bad is not None:
+        raise FloatingPointError(f"moons_step would make parameter {bad} ({params[bad]!r}) "
+                                 f"{new[bad]!r}; it changed nothing: lower the learning rate")
+    for p, x in zip(params, new):
+        p.data = x
     return total.data, _sign_accuracy(scores, y)
 
 
@@ -153,7 +180,7 @@ def evaluate(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn]
 # ---------------------------------------------------------------------------------------------
 # Many steps.
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """What fit recorded. `loss`, `accuracy` and `lr` hold one entry per step (the batch's
     numbers before that step's update); `epoch_loss`/`epoch_accuracy` are sample-weighted
@@ -177,6 +204,18 @@ class History:
             if a is not None and a >= target:
                 return k
         return None
+
+    def __repr__(self) -> str:
+        """A summary (steps, epochs, first and last loss, last accuracy, time), not every
+        float: a History of thousands of steps printed in a notebook stays one line."""
+        if not self.loss:
+            return "History(0 steps)"
+        parts = [f"{self.steps} steps", f"{len(self.epoch_loss)} epochs",
+                 f"loss {self.loss[0]:.4g} -> {self.loss[-1]:.4g}"]
+        if self.accuracy and self.accuracy[-1] is not None:
+            parts.append(f"last accuracy {self.accuracy[-1]:.1%}")
+        parts.append(f"{self.seconds:.2f} s")
+        return f"History({', '.join(parts)})"
 
     def as_dict(self) -> dict:
         return {"loss": list(self.loss), "accuracy": list(self.accuracy), "lr": list(self.lr),
@@ -246,7 +285,9 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
                 raise TypeError("compiled=True needs the loss by name ('hinge', 'mse', 'bce', "
                                 "'cross_entropy'): a batch loss callable cannot be traced per "
                                 "example (use static_train.CompiledStep with a per-example loss)")
-            from .static_train import CompiledStep  # imported here: numpy replay is optional
+            _check_optimizer(model, optimizer)
+            # imported here: the NumPy replay is optional
+            from .static_train import CompiledStep
             step_fn = CompiledStep(model, loss, optimizer, alpha, accuracy=accuracy)
         else:
             step_fn = TrainStep(model, loss, optimizer, alpha, accuracy)
