@@ -122,6 +122,10 @@ class DrawnParts:
         self.edges: list = []
         self.names: dict = {}
         self.dot_names: dict = {}  # Value -> the DOT node that shows it
+        self.grad_shown: dict = {}  # DOT node name -> the Value whose gradient it shows
+        # per edge (same order as `edges`): the (parent, child) pairs of Values it stands for;
+        # an operation -> output edge stands for (None, output)
+        self.edge_pairs: list = []
 
     def __repr__(self) -> str:
         return f"<DrawnParts: {len(self.nodes)} nodes, {len(self.edges)} edges>"
@@ -479,6 +483,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         sub.node(f"n{i}", value_fields(v, _record_text(names[v])), **attrs)
         parts.nodes[f"n{i}"] = (grad_text(v), hot)
         parts.dot_names[v] = f"n{i}"
+        parts.grad_shown[f"n{i}"] = v
         if v._a is not None:
             op = v.op
             sym = OP_LABELS.get(op.name, op.symbol) if op is not None else "?"
@@ -494,6 +499,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if len(outs) == 1:
             label = value_fields(topo[outs[0]], head)
             gt = grad_text(topo[outs[0]])
+            parts.grad_shown[f"c{b}"] = topo[outs[0]]
         else:
             label = fields([head, f"{len(members)} values"])
         attrs = dict(_COLLAPSED)
@@ -551,15 +557,17 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
     def name(j: int) -> str:
         return f"c{box[j]}" if box[j] is not None else f"n{j}"
 
-    def edge(src: str, dst: str, hot: bool, on_focus: bool, label: Optional[str] = None):
+    def edge(src: str, dst: str, hot: bool, on_focus: bool, pairs: tuple,
+             label: Optional[str] = None):
         attrs = dict(_HIGHLIGHT_EDGE) if hot else {}
         if label is not None:
             attrs["label"] = label
         g.edge(src, dst, **faint(attrs, on_focus))
         parts.edges.append((src, dst, hot))
+        parts.edge_pairs.append(pairs)
 
     hi_children = {c for _, c in hi_edges}
-    box_edges: dict = {}  # (src, dst) -> (highlighted?, on the focus?), edges into a box
+    box_edges: dict = {}  # (src, dst) -> [highlighted?, on the focus?, pairs], edges into a box
     for i, v in enumerate(topo):
         if v._a is None:
             continue
@@ -572,17 +580,17 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             if into_box:  # no single local derivative for an edge into a whole neuron
                 if box[j] != box[i]:
                     key = (name(j), f"c{box[i]}")
-                    h, o = box_edges.get(key, (False, False))
-                    box_edges[key] = (h or hot, o or p_on)
+                    h, o, ps = box_edges.get(key, (False, False, ()))
+                    box_edges[key] = (h or hot, o or p_on, ps + ((p, v),))
                 continue
             label = None
             if edge_labels and not p.is_constant:
                 label = format_number(d, precision)
-            edge(name(j), f"n{i}op", hot, p_on, label)
+            edge(name(j), f"n{i}op", hot, p_on, ((p, v),), label)
         if not into_box:
-            edge(f"n{i}op", f"n{i}", v in hi_children, v_on)
-    for (src, dst), (hot, o) in box_edges.items():
-        edge(src, dst, hot, o)
+            edge(f"n{i}op", f"n{i}", v in hi_children, v_on, ((None, v),))
+    for (src, dst), (hot, o, ps) in box_edges.items():
+        edge(src, dst, hot, o, ps)
     return g
 
 
