@@ -415,6 +415,10 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
     parts = g.parts = DrawnParts()
     parts.names = names
     g.attr("graph", rankdir=rankdir, fontname="Helvetica", nodesep="0.25", ranksep="0.35")
+    if collapse and boxes:
+        # every neuron of a layer connects to every one of the next, so reordering cannot save
+        # crossings; Graphviz's first order (N0, N1, ..., the order of the edges) is kept
+        g.attr("graph", mclimit="0.01")
     if title:
         g.attr("graph", label=_plain_text(title), labelloc="t", fontsize="14")
     if graph_attr:
@@ -541,7 +545,8 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         node = tree[path]
         for i in node["nodes"]:
             emit_value(sub, i)
-        for b in sorted(node["boxes"], key=lambda b: _natural(box_paths[b])):
+        ordered = sorted(node["boxes"], key=lambda b: _natural(box_paths[b]))
+        for b in ordered:
             emit_box(sub, b)
         for child in sorted(node["children"], key=_natural):
             # a backslash in a DOT name would escape the closing quote: doubled, names stay unique
@@ -589,7 +594,12 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             edge(name(j), f"n{i}op", hot, p_on, ((p, v),), label)
         if not into_box:
             edge(f"n{i}op", f"n{i}", v in hi_children, v_on, ((None, v),))
-    for (src, dst), (hot, o, ps) in box_edges.items():
+    # into the boxes in their natural order (N0, N1, ...): Graphviz's first guess at the order
+    # of a rank follows the order of the edges, and keeps it when nothing is gained by moving
+    box_rank = {f"c{b}": k for k, b in enumerate(sorted(range(len(boxes)),
+                                                        key=lambda b: _natural(box_paths[b])))}
+    for (src, dst), (hot, o, ps) in sorted(box_edges.items(),
+                                           key=lambda kv: box_rank[kv[0][1]]):
         edge(src, dst, hot, o, ps)
     return g
 

@@ -8,7 +8,7 @@ moves one output. Both multiply by the same stored local derivatives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 from ..engine import Value, topological_order
 from ._graph import (NodeMap, check_value, fmt, forward_sweep, html_table, node_names, op_name,
@@ -23,7 +23,7 @@ class ForwardRow:
     op: str
     data: float
     tangent: float
-    adjoint: float
+    adjoint: Optional[float]  # None for a constant: a derivative toward it is never needed
 
     def to_dict(self) -> dict:
         return {"node": self.name, "op": self.op, "data": self.data, "tangent": self.tangent,
@@ -63,7 +63,7 @@ class ForwardTable:
 
     def _rows(self, digits: int) -> list:
         return [[r.name, r.op, fmt(r.data, digits), fmt(r.tangent, digits),
-                 fmt(r.adjoint, digits)] for r in self.rows]
+                 "" if r.adjoint is None else fmt(r.adjoint, digits)] for r in self.rows]
 
     def _title(self) -> str:
         y, x = self.names[self.root], self._xname
@@ -97,7 +97,8 @@ class ForwardTable:
 def forward_mode(root: Value, x) -> ForwardTable:
     """Tangents d node / d x for every node of root's graph by forward mode (one sweep from x,
     inputs first, through the stored local derivatives), next to the adjoints d root / d node
-    of reverse mode. `tangents[root]` equals `adjoints[x]` up to rounding. No `.grad` changes.
+    of reverse mode (none for constants: never needed). `tangents[root]` equals `adjoints[x]` up
+    to rounding. No `.grad` changes.
     x is a Value or the name/label of a node in root's graph."""
     check_value(root, "forward_mode(root)")
     order = topological_order(root)
@@ -105,7 +106,9 @@ def forward_mode(root: Value, x) -> ForwardTable:
     x = resolve(x, names, "forward_mode(x)")
     t = forward_sweep(order, x)
     a = reverse_sweep(order, root)
-    rows = [ForwardRow(v, names[v], op_name(v), v.data, t[v], a[v]) for v in order]
+    # the table shows no d root / d constant: it is never needed (for x ** 2 at x < 0 it is nan)
+    rows = [ForwardRow(v, names[v], op_name(v), v.data, t[v],
+                       None if v.is_constant and v is not root else a[v]) for v in order]
     if x not in t:  # x is not in root's graph: root does not depend on it
         names = {**names, x: x.label or "x"}
     return ForwardTable(root, x, names, rows, NodeMap(t, names), NodeMap(a, names))
