@@ -307,15 +307,18 @@ def _counts(order: list, seeds: list, counts_edge, backwards: bool = False) -> l
                             tally[mp] = tally.get(mp, 0) + 1
                 if m:
                     mask[v] = m
-        for m, c in tally.items():
-            for j in _bits(m):
-                out[lo + j] += c
+        for j, c in enumerate(_bit_sums(tally, len(block))):
+            out[lo + j] += c
     return out
 
 
-def _bits(mask: int):
-    """The positions of the set bits of mask."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+def _bit_sums(tally: dict, width: int) -> list:
+    """For each bit position j < width, the sum of the counts of the masks that have bit j."""
+    import numpy as np  # a dependency; imported here so that importing teach stays light
+    nbytes = (width + 7) // 8
+    acc = np.zeros(nbytes * 8, dtype=np.int64)
+    for m, c in tally.items():
+        bits = np.unpackbits(np.frombuffer(m.to_bytes(nbytes, "little"), dtype=np.uint8),
+                             bitorder="little")
+        acc += bits.astype(np.int64) * c
+    return [int(x) for x in acc[:width]]
