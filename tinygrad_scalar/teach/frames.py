@@ -72,7 +72,8 @@ class Frames:
         return len(self.narration)
 
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
+        """The frames' drawings in step order, the gradients replayed once (not per frame)."""
+        return (self._draw(i, dict(g)) for i, g in enumerate(self._states()))
 
     def _index(self, i: object) -> int:
         n = len(self)
