@@ -13,7 +13,7 @@ import pytest
 
 from tinygrad_scalar import Value
 from tinygrad_scalar.teach import backprop_frames
-from tinygrad_scalar.viz import show, show_backward
+from tinygrad_scalar.viz import draw_dot, show, show_backward
 
 CHROMIUM = os.environ.get("TGS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -133,7 +133,13 @@ def test_pictures_fit_the_column(browser, tmp_path):
     body = (f"<div style='width:600px' id='one'>{pic._repr_svg_()}</div>"
             f"<div style='width:900px' id='two'>{pair._repr_html_()}</div>"
             f"<div style='width:600px' id='full'>{pic.full_size()._repr_svg_()}</div>")
+    # as Jupyter and nbconvert show a draw_dot result: its HTML (inline SVG) comes first
+    bundle = draw_dot(y, max_nodes=None)._repr_mimebundle_()
+    body += f"<div style='width:600px' id='bundle'>{bundle['text/html']}</div>"
     page, _ = open_page(browser, tmp_path, body)
+    (bw, _bh), = page.evaluate("""() => Array.from(document.querySelectorAll('#bundle svg'))
+        .map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })""")
+    assert bw <= 600.5
     box = page.evaluate("""() => ['one', 'two', 'full'].map(id =>
         Array.from(document.querySelectorAll('#' + id + ' svg')).map(s => {
           const r = s.getBoundingClientRect(); return [r.width, r.height]; }))""")
@@ -141,7 +147,8 @@ def test_pictures_fit_the_column(browser, tmp_path):
     assert w <= 600.5 and h > 0
     natural = pic.svg.split('width="', 1)[1].split("pt", 1)[0]
     assert float(natural) * 4 / 3 > 600                   # it really had to shrink
-    assert abs(w / h - float(natural) / float(pic.svg.split('height="', 1)[1].split("pt")[0])) < 0.02
+    natural_h = pic.svg.split('height="', 1)[1].split("pt")[0]
+    assert abs(w / h - float(natural) / float(natural_h)) < 0.02   # proportions kept
     (w1, h1), (w2, h2) = box[1]
     assert w1 + w2 <= 900 and abs(w1 - w2) < 1 and abs(h1 - h2) < 1   # side by side, one scale
     assert box[2][0][0] > 600                             # fit=False: full size on request

@@ -119,8 +119,15 @@ def test_fit_svg_scales_to_the_column_and_keeps_other_styles():
 def test_jupyter_shows_pictures_scaled_with_full_size_one_option_away():
     a = Value(2.0, "a")
     y = (a * 3.0).tanh()
-    assert FIT_STYLE in draw_dot(y)._repr_mimebundle_()["image/svg+xml"]
-    assert FIT_STYLE not in draw_dot(y, fit=False)._repr_mimebundle_()["image/svg+xml"]
+    bundle = draw_dot(y)._repr_mimebundle_()
+    assert FIT_STYLE in bundle["image/svg+xml"]
+    # nbconvert and JupyterLab show image/svg+xml as an <img> at the SVG's own width (cut at the
+    # right): an inline <svg> in HTML, which they prefer, obeys max-width
+    assert bundle["text/html"].startswith('<div style="max-width:100%;overflow-x:auto"><svg')
+    assert FIT_STYLE in bundle["text/html"] and "<?xml" not in bundle["text/html"]
+    full = draw_dot(y, fit=False)._repr_mimebundle_()
+    assert FIT_STYLE not in full["image/svg+xml"] and FIT_STYLE not in full["text/html"]
+    assert FIT_STYLE in show(y)._repr_html_() and FIT_STYLE not in show(y).full_size()._repr_html_()
     pic = show(y)
     assert FIT_STYLE in pic._repr_svg_() and FIT_STYLE not in pic.svg
     assert FIT_STYLE not in pic.full_size()._repr_svg_()

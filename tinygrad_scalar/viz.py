@@ -30,7 +30,8 @@ from .teach._graph import node_names, resolve, reverse_sweep
 
 __all__ = ["draw_dot", "Drawing", "GraphvizNotFoundError", "show", "show_backward", "to_svg",
            "render_to", "Picture", "Pictures", "cluster_paths", "format_number", "fit_svg",
-           "node_sizes", "with_node_sizes", "widest_sizes", "DrawnParts", "DEFAULT_MAX_NODES", "RANKDIRS"]
+           "svg_html", "node_sizes", "with_node_sizes", "widest_sizes", "DrawnParts",
+           "DEFAULT_MAX_NODES", "RANKDIRS"]
 
 DEFAULT_MAX_NODES = 500
 RANKDIRS = ("LR", "TB", "RL", "BT")
@@ -84,6 +85,16 @@ class Drawing(graphviz.Digraph):
     def _repr_image_svg_xml(self) -> str:
         svg = self.pipe(format="svg", encoding="utf-8")
         return fit_svg(svg) if self.fit else svg
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs) -> dict:
+        # Also as HTML with the <svg> inline: Jupyter and nbconvert prefer HTML, and an inline
+        # SVG obeys max-width, while an image/svg+xml output is often shown as an <img> at the
+        # SVG's own width, cut off at the right of the column.
+        bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
+        svg = bundle.get("image/svg+xml")
+        if svg is not None and (not exclude or "text/html" not in exclude):
+            bundle["text/html"] = svg_html(svg, self.fit)
+        return bundle
 
     def pipe(self, *args, **kwargs):
         try:
@@ -682,6 +693,14 @@ def fit_svg(svg: str) -> str:
     return svg[:m.start()] + new + svg[m.end():]
 
 
+def svg_html(svg: str, fit: bool = True) -> str:
+    """An SVG as an HTML block with the <svg> inline: scaled down to the column when `fit`,
+    else at full size with a horizontal scroll bar where it is wider than the column."""
+    inner = strip_svg_prologue(svg)
+    inner = fit_svg(inner) if fit else inner
+    return f'<div style="max-width:100%;overflow-x:auto">{inner}</div>'
+
+
 def node_sizes(drawing: graphviz.Digraph) -> dict:
     """Graphviz's width and height (inches, as text) of every node of a drawing: one layout run
     (`dot -Tjson`). With `with_node_sizes` this makes several drawings share one layout."""
@@ -724,6 +743,9 @@ class Picture:
 
     def _repr_svg_(self) -> str:
         return fit_svg(self.svg) if self.fit else self.svg
+
+    def _repr_html_(self) -> str:  # preferred by Jupyter and nbconvert: see Drawing
+        return svg_html(self.svg, self.fit)
 
     def full_size(self) -> "Picture":
         """The same picture shown at its natural size (wider than the column if it is)."""

@@ -428,7 +428,9 @@ _PLAYER_JS = """
     k = Math.max(0, Math.min(n - 1, i));
     lit.forEach(function (x) { paint(x[0], false, "", x[1]); });
     lit = [];
-    F[k].h.forEach(function (name) { paint(nodes[name], true, "3", false); lit.push([nodes[name], false]); });
+    F[k].h.forEach(function (name) {
+      paint(nodes[name], true, "3", false); lit.push([nodes[name], false]);
+    });
     F[k].e.forEach(function (t) {
       (edges[t] || []).forEach(function (g) { paint(g, true, "2.5", true); lit.push([g, true]); });
     });
