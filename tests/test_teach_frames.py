@@ -278,3 +278,13 @@ def test_save_gif_and_strip(tmp_path):
         frames.save_strip(tmp_path / "bad.png", steps=[0])
     with pytest.raises(ValueError, match="no frame"):
         backprop_frames(Value(1.0)).save_gif(tmp_path / "none.gif")
+
+
+def test_captions_leave_out_moves_into_constants():
+    # issue 12: the squared error at p < t showed "n3 += 1.6 x nan -> nan" in step 1's caption
+    p = Value(0.2, "p")
+    loss = (p - 1.0) ** 2
+    caps = backprop_frames(loss).captions()
+    assert not any("nan" in c for c in caps)
+    assert caps[0].startswith("step 1/2: at n4 (grad 1, final): n2 += 1 x -1.6 -> -1.6")
+    assert caps[1] == "step 2/2: at n2 (grad -1.6, final): p += -1.6 x 1 -> -1.6"

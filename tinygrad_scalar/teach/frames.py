@@ -35,9 +35,13 @@ DEFAULT_MAX_FRAMES = 1000
 
 
 def caption(step: Step, total: int, digits: int = 4) -> str:
-    """What a step does, in one line: 'step 2/3: at d (grad 3, final): b += 3 x 1 -> 3; ...'."""
+    """What a step does, in one line: 'step 2/3: at d (grad 3, final): b += 3 x 1 -> 3; ...'.
+
+    Moves into constants are left out, as the pictures leave out their gradients: a derivative
+    toward a constant is never needed (for x ** 2 at x < 0 it is nan)."""
     moves = "; ".join(f"{e.input_name} += {fmt(step.grad, digits)} x {fmt(e.local, digits)} "
-                      f"-> {fmt(e.after, digits)}" for e in step.edges)
+                      f"-> {fmt(e.after, digits)}" for e in step.edges
+                      if not e.input.is_constant) or "only constants as inputs"
     return (f"step {step.index}/{total}: at {step.name} (grad {fmt(step.grad, digits)}, final): "
             f"{moves}")
 
