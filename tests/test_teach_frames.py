@@ -288,3 +288,12 @@ def test_captions_leave_out_moves_into_constants():
     assert not any("nan" in c for c in caps)
     assert caps[0].startswith("step 1/2: at n4 (grad 1, final): n2 += 1 x -1.6 -> -1.6")
     assert caps[1] == "step 2/2: at n2 (grad -1.6, final): p += -1.6 x 1 -> -1.6"
+
+
+@needs_dot
+def test_one_frame_as_a_picture_fits_the_column():
+    a, b, c, d, e = lecture_e()
+    frames = backprop_frames(e)
+    pic = frames.picture(1)
+    assert pic.svg == frames.svg(1) and "backward step 2/3" in pic.title
+    assert 'style="max-width:100%;height:auto"' in pic._repr_html_()

@@ -56,7 +56,8 @@ _PLAYERS = itertools.count()
 
 class Frames:
     """The frames of one backward pass: `len(frames)` steps, `frames[i]` a graphviz.Digraph
-    (drawn on demand), `.svg(i)` / `.save_svgs(folder)` rendered, `.save_gif(path)` and
+    (drawn on demand), `.svg(i)` / `.save_svgs(folder)` rendered, `.picture(i)` to display one
+    frame in Jupyter, `.save_gif(path)` and
     `.save_strip(path)` as images, `.narration` the same steps as data, `.captions()` what each
     step does; in Jupyter an HTML player.
 
@@ -155,6 +156,15 @@ class Frames:
         if s is None:
             s = self._svgs[i] = self._render(i, "svg").decode("utf-8")
         return s
+
+    def picture(self, i: int):
+        """Frame i as a viz.Picture: shown in Jupyter scaled to the output column (unlike
+        `IPython.display.SVG(frames.svg(i))`, which nbconvert and JupyterLab show as an <img>
+        at full width, cut off at the right)."""
+        from ..viz import Picture
+        svg = self.svg(i)
+        return Picture(svg, self[i].source, title(self.narration[i % len(self)], len(self)),
+                       fit=self.options.get("fit", True))
 
     def _render(self, i: int, format: str, grads: Optional[dict] = None) -> bytes:
         g = self._renderable(self._draw(i, self.grads_at(i) if grads is None else grads))
