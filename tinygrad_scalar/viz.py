@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import json
 import numbers
 import os
 import pathlib
@@ -25,9 +26,11 @@ import graphviz
 
 from .engine import Value, topological_order
 from .files import write_atomic
+from .teach._graph import node_names, resolve, reverse_sweep
 
 __all__ = ["draw_dot", "Drawing", "GraphvizNotFoundError", "show", "show_backward", "to_svg",
-           "render_to", "Picture", "Pictures", "cluster_paths", "format_number",
+           "render_to", "Picture", "Pictures", "cluster_paths", "format_number", "fit_svg",
+           "svg_html", "node_sizes", "with_node_sizes", "widest_sizes", "DrawnParts",
            "DEFAULT_MAX_NODES", "RANKDIRS"]
 
 DEFAULT_MAX_NODES = 500
@@ -45,6 +48,8 @@ _OP = {"shape": "ellipse", "fontsize": "10", "margin": "0.03,0.01", "height": "0
 _HIGHLIGHT = {"color": "#dc2626", "penwidth": "3"}
 _HIGHLIGHT_EDGE = {"color": "#dc2626", "penwidth": "2.5", "fontcolor": "#dc2626"}
 _CLUSTER = {"style": "rounded", "color": "#9ca3af", "fontcolor": "#374151"}
+_GREY = {"color": "#d1d5db", "fontcolor": "#9ca3af"}  # outside the focus: drawn faintly
+_GREY_FILL = {"style": "filled", "fillcolor": "#f9fafb"}
 
 _INSTALL_HINT = ("Install Graphviz (the Python package `graphviz` alone is not enough): "
                  "`sudo apt-get install graphviz` on Debian/Ubuntu, `brew install graphviz` on "
@@ -71,8 +76,25 @@ class Drawing(graphviz.Digraph):
     GraphvizNotFoundError, which says how to install it.
     """
 
+    fit = True  # shown in Jupyter scaled to the output column (draw_dot(..., fit=False): not)
+    parts: Optional["DrawnParts"] = None  # what draw_dot drew, node by node (None on a copy)
+
     def __repr__(self) -> str:  # no memory address: executed notebooks stay byte-identical
         return f"<Drawing: {len(self.body)} DOT statements>"
+
+    def _repr_image_svg_xml(self) -> str:
+        svg = self.pipe(format="svg", encoding="utf-8")
+        return fit_svg(svg) if self.fit else svg
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs) -> dict:
+        # Also as HTML with the <svg> inline: Jupyter and nbconvert prefer HTML, and an inline
+        # SVG obeys max-width, while an image/svg+xml output is often shown as an <img> at the
+        # SVG's own width, cut off at the right of the column.
+        bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
+        svg = bundle.get("image/svg+xml")
+        if svg is not None and (not exclude or "text/html" not in exclude):
+            bundle["text/html"] = svg_html(svg, self.fit)
+        return bundle
 
     def pipe(self, *args, **kwargs):
         try:
@@ -97,6 +119,29 @@ class Drawing(graphviz.Digraph):
             raise GraphvizNotFoundError("run Graphviz's unflatten") from None
 
 
+class DrawnParts:
+    """What draw_dot drew, for tools that change a rendered picture in place (the frames player).
+
+    `nodes` maps each drawn DOT node name (`n3`, a collapsed box `c0`) to the gradient text it
+    shows (`'grad 0.5'`, or None) and whether it is highlighted; `edges` lists every edge in the
+    order it was emitted (the order of the SVG's edge groups) as (tail, head, highlighted);
+    `names` maps each Value to the name the picture shows for it (the teaching tools' names).
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict = {}
+        self.edges: list = []
+        self.names: dict = {}
+        self.dot_names: dict = {}  # Value -> the DOT node that shows it
+        self.grad_shown: dict = {}  # DOT node name -> the Value whose gradient it shows
+        # per edge (same order as `edges`): the (parent, child) pairs of Values it stands for;
+        # an operation -> output edge stands for (None, output)
+        self.edge_pairs: list = []
+
+    def __repr__(self) -> str:
+        return f"<DrawnParts: {len(self.nodes)} nodes, {len(self.edges)} edges>"
+
+
 # ---------------------------------------------------------------------------------------------
 # Small pieces: numbers, record text, labels to module paths.
 
@@ -114,6 +159,13 @@ def format_number(x: float, precision: int = 4) -> str:
 
 
 _RECORD_SPECIAL = re.compile(r'([{}|<>"\\])')
+
+
+def _refuse_nul(s: str, what: str) -> None:
+    if "\x00" in s:
+        raise ValueError(f"{what} {s!r} contains a NUL character (\\x00), which Graphviz cannot "
+                         "draw; give it a label without one (e.g. v.label = "
+                         "v.label.replace('\\x00', ''))")
 
 
 def _record_text(s: str) -> str:
@@ -179,7 +231,7 @@ def cluster_paths(topo: list) -> list:
 
 _OPTIONS = ("format", "rankdir", "show_grad", "edge_labels", "precision", "max_nodes",
             "cluster", "collapse", "highlight_nodes", "highlight_edges", "grads", "title",
-            "graph_attr")
+            "graph_attr", "focus", "fit")
 
 
 def _check_bool(name: str, x) -> bool:
@@ -189,7 +241,7 @@ def _check_bool(name: str, x) -> bool:
 
 
 def _check_options(root, format, rankdir, show_grad, edge_labels, precision, max_nodes,
-                   cluster, collapse, title, graph_attr, unknown) -> None:
+                   cluster, collapse, title, graph_attr, fit, unknown) -> None:
     if unknown:
         name = sorted(unknown)[0]
         close = difflib.get_close_matches(name, _OPTIONS, n=1)
@@ -205,7 +257,7 @@ def _check_options(root, format, rankdir, show_grad, edge_labels, precision, max
         raise ValueError(f"rankdir must be 'LR' (left to right) or 'TB' (top to bottom) "
                          f"(or 'RL', 'BT'), got {rankdir!r}")
     for name, x in (("show_grad", show_grad), ("edge_labels", edge_labels),
-                    ("cluster", cluster), ("collapse", collapse)):
+                    ("cluster", cluster), ("collapse", collapse), ("fit", fit)):
         _check_bool(name, x)
     if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 17:
         raise ValueError(f"precision must be an int from 1 to 17 (significant digits), "
@@ -215,6 +267,7 @@ def _check_options(root, format, rankdir, show_grad, edge_labels, precision, max
         raise ValueError(f"max_nodes must be a positive int or None (no limit), got {max_nodes!r}")
     if not isinstance(title, str):
         raise ValueError(f"title must be a str, got {type(title).__name__}: {title!r}")
+    _refuse_nul(title, "title")
     if graph_attr is not None:
         if not isinstance(graph_attr, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in graph_attr.items()):
@@ -285,28 +338,71 @@ def _too_many(count: int, max_nodes: int, what: str, collapse: bool) -> ValueErr
 # The drawing.
 
 
+def _natural(path: tuple) -> tuple:
+    """A sort key that puts N2 before N10: digits compare as numbers."""
+    return tuple(tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                       for t in re.split(r"(\d+)", part) if t) for part in path)
+
+
+def _focus_set(topo: list, x: Value) -> set:
+    """x and every node that depends on x: the nodes on some path from x to the root."""
+    on = {x}
+    for v in topo:
+        if v not in on and any(p in on for p in v._prev):
+            on.add(v)
+    return on
+
+
+def _focus_caption(root: Value, x: Value, names: dict, precision: int) -> str:
+    from .teach.pathsum import paths  # the path table's own count and factored sum
+    ps = paths(root, x, max_paths=0)
+    y, xn = names[root], names[x]
+    if ps.count == 0:
+        return f"focus on {xn}: no path from {xn} to {y}, so d{y}/d{xn} = 0"
+    count = f"{ps.count:,} path{'s' if ps.count != 1 else ''}"
+    return (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
+            f"derivatives along them = {format_number(ps.total, precision)} = d{y}/d{xn}")
+
+
 def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: bool = True,
              edge_labels: bool = False, *, precision: int = 4,
              max_nodes: Optional[int] = DEFAULT_MAX_NODES, cluster: bool = False,
              collapse: bool = False, highlight_nodes: Iterable[Value] = (),
              highlight_edges: Iterable[tuple] = (), grads: Optional[Mapping] = None,
              title: str = "", graph_attr: Optional[Mapping[str, str]] = None,
+             focus: Union[Value, str, None] = None, fit: bool = True,
              **unknown) -> Drawing:
     """The graph that computed `root`, as a graphviz.Digraph (a Drawing).
 
-    Each Value is a record `label | data | grad`; each operation is a small node between its
-    inputs and its output. Leaves are blue, constants grey and dashed, the root yellow and bold.
-    See the README section "Drawing graphs" for every option.
+    Each Value is a record `name | data | grad`, named as the teaching tools name it (its label,
+    else `n<i>`, its position in topological order), so every name a caption or table uses can
+    be found in the picture. Each operation is a small node between its inputs and its output.
+    Leaves are blue, constants grey and dashed, the root yellow and bold. `focus=x` draws the
+    paths from x to the root in full and the rest faintly, with their product sum as caption.
+    `fit` (default True) scales the picture to the output column in Jupyter; `fit=False` shows
+    it at full size. See docs/viz.md for every option.
     """
     _check_options(root, format, rankdir, show_grad, edge_labels, precision, max_nodes,
-                   cluster, collapse, title, graph_attr, unknown)
+                   cluster, collapse, title, graph_attr, fit, unknown)
     topo = topological_order(root)
     n = len(topo)
     if max_nodes is not None and n > max_nodes and not collapse:
         raise _too_many(n, max_nodes, "values", collapse)
     index = {v: i for i, v in enumerate(topo)}
+    names = node_names(topo)
+    for i, v in enumerate(topo):
+        if v.label:
+            _refuse_nul(v.label, f"the label of node n{i}")
     hi_nodes, hi_edges = _check_highlights(index, highlight_nodes, highlight_edges)
     grads = _check_grads(grads)
+    on: Optional[set] = None
+    if focus is not None:
+        fx = resolve(focus, names, "draw_dot(focus=...)")
+        if fx not in index:
+            raise ValueError(f"focus: {fx!r} is not in the graph being drawn")
+        on = _focus_set(topo, fx)
+        caption = _focus_caption(root, fx, names, precision)
+        title = f"{title}\n{caption}" if title else caption
 
     paths = cluster_paths(topo) if (cluster or collapse) else [None] * n
     # collapse: every innermost module (one that contains no other) becomes one box
@@ -322,9 +418,18 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             what = ("boxes even with each neuron collapsed" if boxes else
                     "values and none of them has a module label (like L0.N3.w0) to collapse")
             raise _too_many(drawn, max_nodes, what, True)
+        for p in boxes:
+            _refuse_nul(".".join(p), "the module name")
 
     g = Drawing(name="tinygrad_scalar", format=format, engine="dot")
+    g.fit = fit
+    parts = g.parts = DrawnParts()
+    parts.names = names
     g.attr("graph", rankdir=rankdir, fontname="Helvetica", nodesep="0.25", ranksep="0.35")
+    if collapse and boxes:
+        # every neuron of a layer connects to every one of the next, so reordering cannot save
+        # crossings; Graphviz's first order (N0, N1, ..., the order of the edges) is kept
+        g.attr("graph", mclimit="0.01")
     if title:
         g.attr("graph", label=_plain_text(title), labelloc="t", fontsize="14")
     if graph_attr:
@@ -341,11 +446,17 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
     def grad_of(v: Value) -> float:
         return v.grad if grads is None else grads.get(v, 0.0)
 
+    def grad_text(v: Value) -> Optional[str]:
+        if show_grad and not v.is_constant:  # a constant's gradient means nothing to a learner
+            return "grad " + format_number(grad_of(v), precision)
+        return None
+
     def value_fields(v: Value, head: str) -> str:
         parts = [head] if head else []
         parts.append("data " + format_number(v.data, precision))
-        if show_grad and not v.is_constant:  # a constant's gradient means nothing to a learner
-            parts.append("grad " + format_number(grad_of(v), precision))
+        gt = grad_text(v)
+        if gt is not None:
+            parts.append(gt)
         return fields(parts)
 
     # which nodes feed a node outside their box (the box's outputs), for collapsed labels
@@ -364,6 +475,13 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if box[i] is not None:
             members_of[box[i]].append(i)
 
+    def faint(attrs: dict, on_focus: bool) -> dict:
+        if on is not None and not on_focus:
+            if "fillcolor" in attrs or "style" in attrs:
+                attrs.update(_GREY_FILL)
+            attrs.update(_GREY)
+        return attrs
+
     def emit_value(sub, i: int) -> None:
         v = topo[i]
         attrs: dict = {}
@@ -373,37 +491,53 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             attrs.update(_CONST)
         elif v._a is None:
             attrs.update(_LEAF)
-        if v in hi_nodes:
+        hot = v in hi_nodes
+        if hot:
             attrs.update(_HIGHLIGHT)
-        sub.node(f"n{i}", value_fields(v, _record_text(str(v.label or ""))), **attrs)
+        faint(attrs, on is None or v in on)
+        sub.node(f"n{i}", value_fields(v, _record_text(names[v])), **attrs)
+        parts.nodes[f"n{i}"] = (grad_text(v), hot)
+        parts.dot_names[v] = f"n{i}"
+        parts.grad_shown[f"n{i}"] = v
         if v._a is not None:
             op = v.op
             sym = OP_LABELS.get(op.name, op.symbol) if op is not None else "?"
-            sub.node(f"n{i}op", _plain_text(sym), **_OP)
+            sub.node(f"n{i}op", _plain_text(sym), **faint(dict(_OP), on is None or v in on))
+            parts.nodes[f"n{i}op"] = (None, False)
 
     def emit_box(sub, b: int) -> None:
         path = box_paths[b]
         outs = outputs[b]
         members = members_of[b]
         head = _record_text(".".join(path))
+        gt = None
         if len(outs) == 1:
             label = value_fields(topo[outs[0]], head)
+            gt = grad_text(topo[outs[0]])
+            parts.grad_shown[f"c{b}"] = topo[outs[0]]
         else:
             label = fields([head, f"{len(members)} values"])
         attrs = dict(_COLLAPSED)
         if n - 1 in members:  # the root is inside this neuron: the box is drawn as the root
             attrs.update(_ROOT, style="filled,rounded,bold")
-        if any(topo[i] in hi_nodes for i in members):
+        hot = any(topo[i] in hi_nodes for i in members)
+        if hot:
             attrs.update(_HIGHLIGHT)
+        if on is not None and not any(topo[i] in on for i in members):
+            attrs.update(_GREY, fillcolor=_GREY_FILL["fillcolor"])
         sub.node(f"c{b}", label, **attrs)
+        parts.nodes[f"c{b}"] = (gt, hot)
+        for i in members:
+            parts.dot_names[topo[i]] = f"c{b}"
 
-    # Nodes, grouped into nested clusters by module path, each group in topological order.
-    tree: dict = {(): {"nodes": [], "children": {}}}
+    # Nodes, grouped into nested clusters by module path: values in topological order, then
+    # the collapsed boxes and the nested modules in natural order (N0, N1, ..., N10).
+    tree: dict = {(): {"nodes": [], "boxes": [], "children": {}}}
 
     def group(path: tuple) -> dict:
         if path not in tree:
             parent = group(path[:-1])
-            tree[path] = {"nodes": [], "children": {}}
+            tree[path] = {"nodes": [], "boxes": [], "children": {}}
             parent["children"][path] = tree[path]
         return tree[path]
 
@@ -414,15 +548,18 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             if box[i] in seen_box:
                 continue
             seen_box.add(box[i])
-            group(p[:-1])["nodes"].append(("box", box[i]))
+            group(p[:-1])["boxes"].append(box[i])
         else:
-            group(p)["nodes"].append(("value", i))
+            group(p)["nodes"].append(i)
 
     def emit_group(sub, path: tuple) -> None:
         node = tree[path]
-        for kind, k in node["nodes"]:
-            (emit_box if kind == "box" else emit_value)(sub, k)
-        for child in node["children"]:
+        for i in node["nodes"]:
+            emit_value(sub, i)
+        ordered = sorted(node["boxes"], key=lambda b: _natural(box_paths[b]))
+        for b in ordered:
+            emit_box(sub, b)
+        for child in sorted(node["children"], key=_natural):
             # a backslash in a DOT name would escape the closing quote: doubled, names stay unique
             cname = "cluster_" + ".".join(child).replace("\\", "\\\\")
             with sub.subgraph(name=cname) as c:
@@ -431,32 +568,50 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
 
     emit_group(g, ())
 
-    # Edges: input -> operation (labelled with the local derivative), operation -> output.
+    # Edges: input -> operation (labelled with the local derivative, none toward a constant:
+    # that derivative is never needed), operation -> output.
     def name(j: int) -> str:
         return f"c{box[j]}" if box[j] is not None else f"n{j}"
 
+    def edge(src: str, dst: str, hot: bool, on_focus: bool, pairs: tuple,
+             label: Optional[str] = None):
+        attrs = dict(_HIGHLIGHT_EDGE) if hot else {}
+        if label is not None:
+            attrs["label"] = label
+        g.edge(src, dst, **faint(attrs, on_focus))
+        parts.edges.append((src, dst, hot))
+        parts.edge_pairs.append(pairs)
+
     hi_children = {c for _, c in hi_edges}
-    box_edges: dict = {}  # (src, dst) -> highlighted?, for edges into a collapsed box
+    box_edges: dict = {}  # (src, dst) -> [highlighted?, on the focus?, pairs], edges into a box
     for i, v in enumerate(topo):
         if v._a is None:
             continue
         into_box = box[i] is not None
+        v_on = on is None or v in on
         for p, d in zip(v._prev, v._local):
             j = index[p]
             hot = (p, v) in hi_edges
+            p_on = on is None or (p in on and v_on)
             if into_box:  # no single local derivative for an edge into a whole neuron
                 if box[j] != box[i]:
                     key = (name(j), f"c{box[i]}")
-                    box_edges[key] = box_edges.get(key, False) or hot
+                    h, o, ps = box_edges.get(key, (False, False, ()))
+                    box_edges[key] = (h or hot, o or p_on, ps + ((p, v),))
                 continue
-            attrs = dict(_HIGHLIGHT_EDGE) if hot else {}
-            if edge_labels:
-                attrs["label"] = format_number(d, precision)
-            g.edge(name(j), f"n{i}op", **attrs)
+            label = None
+            if edge_labels and not p.is_constant:
+                label = format_number(d, precision)
+            edge(name(j), f"n{i}op", hot, p_on, ((p, v),), label)
         if not into_box:
-            g.edge(f"n{i}op", f"n{i}", **(_HIGHLIGHT_EDGE if v in hi_children else {}))
-    for (src, dst), hot in box_edges.items():
-        g.edge(src, dst, **(_HIGHLIGHT_EDGE if hot else {}))
+            edge(f"n{i}op", f"n{i}", v in hi_children, v_on, ((None, v),))
+    # into the boxes in their natural order (N0, N1, ...): Graphviz's first guess at the order
+    # of a rank follows the order of the edges, and keeps it when nothing is gained by moving
+    box_rank = {f"c{b}": k for k, b in enumerate(sorted(range(len(boxes)),
+                                                        key=lambda b: _natural(box_paths[b])))}
+    for (src, dst), (hot, o, ps) in sorted(box_edges.items(),
+                                           key=lambda kv: box_rank[kv[0][1]]):
+        edge(src, dst, hot, o, ps)
     return g
 
 
@@ -514,6 +669,8 @@ def render_to(x: GraphOrValue, path: Union[str, os.PathLike], **options) -> path
 
 
 _SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
+_SVG_TAG = re.compile(r"<svg\b[^>]*>")
+FIT_STYLE = "max-width:100%;height:auto"
 
 
 def strip_svg_prologue(svg: str) -> str:
@@ -521,28 +678,93 @@ def strip_svg_prologue(svg: str) -> str:
     return _SVG_PROLOGUE.sub("", svg, count=1)
 
 
-class Picture:
-    """A rendered graph that shows inline in Jupyter (as image/svg+xml).
+def fit_svg(svg: str) -> str:
+    """The same SVG, scaled down to the width of whatever holds it (never up): the root element
+    gets `style="max-width:100%;height:auto"`, so a wide graph fits a notebook's output column
+    and keeps its proportions (Graphviz writes a viewBox). Text outside <svg> is kept."""
+    m = _SVG_TAG.search(svg)
+    if m is None or FIT_STYLE in m.group(0):
+        return svg
+    tag = m.group(0)
+    if re.search(r'\sstyle="', tag):
+        new = re.sub(r'\sstyle="', f' style="{FIT_STYLE};', tag, count=1)
+    else:
+        new = tag[:-1] + f' style="{FIT_STYLE}">'
+    return svg[:m.start()] + new + svg[m.end():]
 
-    `.svg` is the SVG text, `.source` the DOT text it was rendered from.
+
+def svg_html(svg: str, fit: bool = True) -> str:
+    """An SVG as an HTML block with the <svg> inline: scaled down to the column when `fit`,
+    else at full size with a horizontal scroll bar where it is wider than the column."""
+    inner = strip_svg_prologue(svg)
+    inner = fit_svg(inner) if fit else inner
+    return f'<div style="max-width:100%;overflow-x:auto">{inner}</div>'
+
+
+def node_sizes(drawing: graphviz.Digraph) -> dict:
+    """Graphviz's width and height (inches, as text) of every node of a drawing: one layout run
+    (`dot -Tjson`). With `with_node_sizes` this makes several drawings share one layout."""
+    laid = json.loads(_pipe(drawing, "json", "lay out the graph"))
+    return {o["name"]: (o["width"], o["height"])
+            for o in laid.get("objects", ()) if "width" in o and "height" in o}
+
+
+_SLACK = 0.08  # inches added to each fixed node width: text widths differ a little from lengths
+
+
+def with_node_sizes(drawing: graphviz.Digraph, sizes: dict) -> graphviz.Digraph:
+    """A copy of `drawing` in which every node in `sizes` has that fixed size, so two drawings
+    of one graph with different numbers lay out identically (same place, same scale)."""
+    g = drawing.copy()
+    for name, (w, h) in sizes.items():  # a repeated node statement adds to the first one
+        g.node(name, width=str(float(w) + _SLACK), height=str(h), fixedsize="true")
+    return g
+
+
+def widest_sizes(drawings: list) -> dict:
+    """Per node, the largest width and height it has in any of the drawings."""
+    out: dict = {}
+    for d in drawings:
+        for name, (w, h) in node_sizes(d).items():
+            ow, oh = out.get(name, (w, h))
+            out[name] = (max(float(w), float(ow)), max(float(h), float(oh)))
+    return out
+
+
+class Picture:
+    """A rendered graph that shows inline in Jupyter (as image/svg+xml), scaled to the output
+    column unless made with `fit=False` (`.full_size()` gives the unscaled one).
+
+    `.svg` is the SVG text as Graphviz wrote it, `.source` the DOT text it was rendered from.
     """
 
-    def __init__(self, svg: str, source: str, title: str = ""):
-        self.svg, self.source, self.title = svg, source, title
+    def __init__(self, svg: str, source: str, title: str = "", fit: bool = True):
+        self.svg, self.source, self.title, self.fit = svg, source, title, fit
 
     def _repr_svg_(self) -> str:
-        return self.svg
+        return fit_svg(self.svg) if self.fit else self.svg
+
+    def _repr_html_(self) -> str:  # preferred by Jupyter and nbconvert: see Drawing
+        return svg_html(self.svg, self.fit)
+
+    def full_size(self) -> "Picture":
+        """The same picture shown at its natural size (wider than the column if it is)."""
+        return Picture(self.svg, self.source, self.title, fit=False)
 
     def inline_svg(self) -> str:
-        """The <svg> element alone (no XML prologue), for embedding in HTML."""
-        return strip_svg_prologue(self.svg)
+        """The <svg> element alone (no XML prologue), for embedding in HTML (scaled to fit
+        unless the picture was made with fit=False)."""
+        svg = strip_svg_prologue(self.svg)
+        return fit_svg(svg) if self.fit else svg
 
     def __repr__(self) -> str:
         return f"<Picture {self.title!r}: {len(self.svg)} characters of SVG>"
 
 
 class Pictures:
-    """Several pictures side by side, shown inline in Jupyter as one HTML block."""
+    """Several pictures side by side in equal columns, shown inline in Jupyter as one HTML
+    block; each scales to its column (pictures of one graph drawn with one layout therefore
+    show at the same scale)."""
 
     def __init__(self, pictures: list):
         self.pictures = list(pictures)
@@ -555,10 +777,10 @@ class Pictures:
 
     def _repr_html_(self) -> str:
         figs = "".join(
-            '<figure style="margin:0">'
+            '<figure style="margin:0;flex:1 1 0;min-width:0">'
             f'<figcaption style="font-weight:bold">{html.escape(p.title)}</figcaption>'
             f"{p.inline_svg()}</figure>" for p in self.pictures)
-        return ('<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">'
+        return ('<div style="display:flex;gap:1.5em;align-items:flex-start;max-width:100%">'
                 f"{figs}</div>")
 
     def __repr__(self) -> str:
@@ -566,30 +788,43 @@ class Pictures:
 
 
 def show(x: GraphOrValue, **options) -> Picture:
-    """Render a Value's graph now and return a Picture that Jupyter shows inline.
+    """Render a Value's graph now and return a Picture that Jupyter shows inline, scaled to
+    the output column (`fit=False`: at full size).
 
     Renders immediately, so a missing `dot` or a graph over max_nodes is reported at the call.
     """
     g = _as_drawing(x, options)
     svg = _pipe(g, "svg", "show the graph").decode("utf-8")
-    return Picture(svg, g.source, options.get("title", ""))
+    return Picture(svg, g.source, options.get("title", ""), fit=getattr(g, "fit", True))
 
 
 def show_backward(root: Value, **options) -> Pictures:
     """The graph before and after backward(), side by side: the first teaching picture.
 
     Draws `root`'s graph with every grad shown as 0, then runs `root.zero_grad()` and
-    `root.backward()` and draws it again. Afterwards every node's `.grad` holds d root / d node,
-    exactly as after `root.zero_grad(); root.backward()` (grads accumulated earlier in this
-    graph are replaced). Nothing changes if drawing fails (missing `dot`, too many nodes).
+    `root.backward()` and draws it again. Both are laid out with the same node sizes, so they
+    show at the same scale with every node at the same place; top to bottom unless `rankdir`
+    says otherwise, so that two fit side by side. Afterwards every node's `.grad`
+    holds d root / d node, exactly as after `root.zero_grad(); root.backward()` (grads
+    accumulated earlier in this graph are replaced). Nothing changes if drawing fails.
     """
     if not isinstance(root, Value):
         raise TypeError(f"show_backward needs a Value, got {type(root).__name__}: {root!r}")
     for k in ("grads", "title", "show_grad"):
         if k in options:
             raise ValueError(f"show_backward sets {k!r} itself; leave it out")
-    before = show(root, grads={}, title="before backward(): every grad 0", **options)
+    t_before = "before backward(): every grad 0"
+    t_after = "after backward(): grad = d root / d node"
+    options = {"rankdir": "TB", **options}  # tall and narrow: two fit side by side
+    before = draw_dot(root, grads={}, **options)
+    order = topological_order(root)
+    after_grads = reverse_sweep(order, root)  # what backward will store, on private numbers
+    after = draw_dot(root, grads=after_grads, **options)
+    sizes = widest_sizes([before, after])
+    svgs = [_pipe(with_node_sizes(d, sizes), "svg", "show the graph").decode("utf-8")
+            for d in (before, after)]
     root.zero_grad()
     root.backward()
-    after = show(root, title="after backward(): grad = d root / d node", **options)
-    return Pictures([before, after])
+    fit = options.get("fit", True)
+    return Pictures([Picture(svgs[0], before.source, t_before, fit),
+                     Picture(svgs[1], after.source, t_after, fit)])

@@ -8,7 +8,7 @@ moves one output. Both multiply by the same stored local derivatives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 from ..engine import Value, topological_order
 from ._graph import (NodeMap, check_value, fmt, forward_sweep, html_table, node_names, op_name,
@@ -23,7 +23,7 @@ class ForwardRow:
     op: str
     data: float
     tangent: float
-    adjoint: float
+    adjoint: Optional[float]  # None for a constant: a derivative toward it is never needed
 
     def to_dict(self) -> dict:
         return {"node": self.name, "op": self.op, "data": self.data, "tangent": self.tangent,
@@ -63,7 +63,7 @@ class ForwardTable:
 
     def _rows(self, digits: int) -> list:
         return [[r.name, r.op, fmt(r.data, digits), fmt(r.tangent, digits),
-                 fmt(r.adjoint, digits)] for r in self.rows]
+                 "" if r.adjoint is None else fmt(r.adjoint, digits)] for r in self.rows]
 
     def _title(self) -> str:
         y, x = self.names[self.root], self._xname
@@ -97,7 +97,8 @@ class ForwardTable:
 def forward_mode(root: Value, x) -> ForwardTable:
     """Tangents d node / d x for every node of root's graph by forward mode (one sweep from x,
     inputs first, through the stored local derivatives), next to the adjoints d root / d node
-    of reverse mode. `tangents[root]` equals `adjoints[x]` up to rounding. No `.grad` changes.
+    of reverse mode (none for constants: never needed). `tangents[root]` equals `adjoints[x]` up
+    to rounding. No `.grad` changes.
     x is a Value or the name/label of a node in root's graph."""
     check_value(root, "forward_mode(root)")
     order = topological_order(root)
@@ -105,7 +106,9 @@ def forward_mode(root: Value, x) -> ForwardTable:
     x = resolve(x, names, "forward_mode(x)")
     t = forward_sweep(order, x)
     a = reverse_sweep(order, root)
-    rows = [ForwardRow(v, names[v], op_name(v), v.data, t[v], a[v]) for v in order]
+    # the table shows no d root / d constant: it is never needed (for x ** 2 at x < 0 it is nan)
+    rows = [ForwardRow(v, names[v], op_name(v), v.data, t[v],
+                       None if v.is_constant and v is not root else a[v]) for v in order]
     if x not in t:  # x is not in root's graph: root does not depend on it
         names = {**names, x: x.label or "x"}
     return ForwardTable(root, x, names, rows, NodeMap(t, names), NodeMap(a, names))
@@ -227,49 +230,18 @@ def mode_costs(outputs: Union[Value, Sequence[Value]], inputs) -> CostTable:
     order = union_order(outs)
     names = node_names(order)
     ins = [resolve(x, names, "mode_costs(inputs)") for x in _as_list(inputs, "mode_costs(inputs)")]
-    # which nodes each input reaches (forward cone) and each output is reached from (reverse)
-    in_index = {}
-    for j, x in enumerate(ins):
-        in_index.setdefault(x, []).append(j)
-    reach_in: dict = {}  # node -> bitmask of inputs it depends on
-    for v in order:
-        m = 0
-        for j in in_index.get(v, ()):
-            m |= 1 << j
-        for p in v._prev:
-            m |= reach_in.get(p, 0)
-        if m:
-            reach_in[v] = m
-    reach_out: dict = {}  # node -> bitmask of outputs that depend on it
-    for i, y in enumerate(outs):
-        reach_out[y] = reach_out.get(y, 0) | (1 << i)
-    for v in reversed(order):
-        m = reach_out.get(v, 0)
-        if m:
-            for p in v._prev:
-                reach_out[p] = reach_out.get(p, 0) | m
-    # count edges per (input mask, output mask): few distinct masks in practice, so the
-    # per-sweep totals cost O(edges + distinct masks x (n + m)), not O(edges x (n + m))
-    fmasks: dict = {}
-    rmasks: dict = {}
+    # Which nodes depend on some input, and which reach some output: one flag per node.
+    deps_in = _reached(order, ins)
+    reach_out = _reached(order[::-1], outs, backwards=True)
     edges = relevant = 0
     for v in order:
-        mo = reach_out.get(v, 0)
-        for p in v._prev:
-            edges += 1
-            mi = reach_in.get(p, 0)
-            if mi and mo:
-                relevant += 1
-                fmasks[mi] = fmasks.get(mi, 0) + 1
-                rmasks[mo] = rmasks.get(mo, 0) + 1
-    fwd = [0] * len(ins)
-    rev = [0] * len(outs)
-    for mask, c in fmasks.items():
-        for j in _bits(mask):
-            fwd[j] += c
-    for mask, c in rmasks.items():
-        for i in _bits(mask):
-            rev[i] += c
+        if reach_out.get(v):
+            relevant += sum(1 for p in v._prev if deps_in.get(p))
+        edges += len(v._prev)
+    # An edge p -> v counts for input j's forward sweep when p depends on j (and v reaches an
+    # output); for output i's reverse sweep when v reaches i (and p depends on an input).
+    fwd = _counts(order, ins, lambda p, v: bool(reach_out.get(v)))
+    rev = _counts(order[::-1], outs, lambda v, p: bool(deps_in.get(p)), backwards=True)
     out_names = [names[y] for y in outs]
     in_names = [names.get(x) or x.label or f"input{j}" for j, x in enumerate(ins)]
     return CostTable(len(ins), len(outs), edges, relevant,
@@ -277,9 +249,76 @@ def mode_costs(outputs: Union[Value, Sequence[Value]], inputs) -> CostTable:
                      [Sweep("reverse", n, c) for n, c in zip(out_names, rev)])
 
 
-def _bits(mask: int):
-    """The positions of the set bits of mask."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+# Bits of reachability kept at once, about 8 MB: inputs are taken in blocks of this many bits
+# divided by the number of nodes, so memory stays linear in nodes plus inputs while one pass
+# over the edges still serves many inputs (one bit each in an int per node).
+_BIT_BUDGET = 1 << 26
+
+
+def _block_size(n_nodes: int) -> int:
+    return max(64, _BIT_BUDGET // max(1, n_nodes))
+
+
+def _reached(order: list, seeds: list, backwards: bool = False) -> dict:
+    """node -> True for every node that depends on a seed (forward, `order` inputs first) or
+    that a seed depends on (backwards, `order` reversed): one flag per node."""
+    flag: dict = {s: True for s in seeds}
+    for v in order:
+        if backwards:
+            if flag.get(v):
+                for p in v._prev:
+                    flag[p] = True
+        elif not flag.get(v) and any(flag.get(p) for p in v._prev):
+            flag[v] = True
+    return flag
+
+
+def _counts(order: list, seeds: list, counts_edge, backwards: bool = False) -> list:
+    """For each seed, the edges its sweep crosses: forward, the edges p -> v with p depending on
+    the seed; backwards, the edges p -> v with v reaching the seed; an edge counts only when
+    `counts_edge(p, v)` (forward) or `counts_edge(v, p)` (backwards) holds. Seeds are taken in
+    blocks of bits, so memory is O(nodes x block) and not O(nodes x seeds)."""
+    out = [0] * len(seeds)
+    size = _block_size(len(order))
+    for lo in range(0, len(seeds), size):
+        block = seeds[lo:lo + size]
+        start: dict = {}
+        for j, x in enumerate(block):
+            start[x] = start.get(x, 0) | (1 << j)
+        mask: dict = {}
+        tally: dict = {}  # mask -> edges with that mask: few distinct masks in practice
+        for v in order:
+            if backwards:
+                m = mask.get(v, 0) | start.get(v, 0)
+                if not m:
+                    continue
+                for p in v._prev:
+                    if counts_edge(v, p):
+                        tally[m] = tally.get(m, 0) + 1
+                    mask[p] = mask.get(p, 0) | m
+                mask.pop(v, None)  # every user of v came before it: its mask is done
+            else:
+                m = start.get(v, 0)
+                for p in v._prev:
+                    mp = mask.get(p, 0)
+                    if mp:
+                        m |= mp
+                        if counts_edge(p, v):
+                            tally[mp] = tally.get(mp, 0) + 1
+                if m:
+                    mask[v] = m
+        for j, c in enumerate(_bit_sums(tally, len(block))):
+            out[lo + j] += c
+    return out
+
+
+def _bit_sums(tally: dict, width: int) -> list:
+    """For each bit position j < width, the sum of the counts of the masks that have bit j."""
+    import numpy as np  # a dependency; imported here so that importing teach stays light
+    nbytes = (width + 7) // 8
+    acc = np.zeros(nbytes * 8, dtype=np.int64)
+    for m, c in tally.items():
+        bits = np.unpackbits(np.frombuffer(m.to_bytes(nbytes, "little"), dtype=np.uint8),
+                             bitorder="little")
+        acc += bits.astype(np.int64) * c
+    return [int(x) for x in acc[:width]]
