@@ -23,7 +23,7 @@ CELLS = [
     ("code", r"""
     import math
 
-    from IPython.display import SVG, display
+    from IPython.display import display
 
     from tinygrad_scalar import Value, topological_order
     from tinygrad_scalar.teach import (backprop_frames, check_answer, misconceptions, narrate,
@@ -285,7 +285,7 @@ CELLS = [
     frames = backprop_frames(e)
     for i, caption in enumerate(frames.captions()):
         print(caption)
-        display(SVG(frames.svg(i)))
+        display(frames.picture(i))   # scaled to the column
     """),
     ("md", r"""
     ## 8. Three examples, step by step

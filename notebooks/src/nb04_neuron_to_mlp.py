@@ -25,7 +25,7 @@ CELLS = [
     import math
 
     import numpy as np
-    from IPython.display import SVG, display
+    from IPython.display import display
     from matplotlib.figure import Figure
 
     from tinygrad_scalar import Value, topological_order
@@ -160,7 +160,7 @@ CELLS = [
     frames = backprop_frames(a, precision=3)
     for i, caption in enumerate(frames.captions()):
         print(caption)
-        display(SVG(frames.svg(i)))
+        display(frames.picture(i))   # scaled to the column
     """),
     ("md", r"""
     ### Exercise 1: a sigmoid neuron

@@ -155,8 +155,9 @@ CELLS = [
     a parameter has no batch axis, so where a contribution reaches a parameter it is
     **summed over the batch on the spot**: for the product $w_0 x_0$, the contribution to
     $w_0$ is $\sum_b \bar p_b\, x_{0,b}$, where $\bar p_b$ is the gradient arriving at the
-    product in example $b$. This is how small teaching frameworks such as EDF, and the big
-    ones, handle parameters in a minibatch. `per_example=True` also returns the gradients
+    product in example $b$. This is how small teaching frameworks, such as EDF (the minimal
+    NumPy autodiff framework of one of the lecture courses this project grew out of), and
+    the big ones handle parameters in a minibatch. `per_example=True` also returns the gradients
     before the sum, one row per example.
     """),
     ("code", r"""
