@@ -19,6 +19,8 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, settings
 
+import strategies  # noqa: F401  (snapshots the built-in operations before any test defines one)
+
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None)
