@@ -240,15 +240,15 @@ CONSTANTS = st.sampled_from([2.0, -1.0, 0.5, 3.0]) | st.floats(-2, 2).map(_no_ti
 def graphs(draw, *, leaves: Union[int, tuple] = (1, 4), steps: Union[int, tuple] = (1, 12),
            outputs: int = 1, any_outputs: bool = False, combine: int = 0,
            ops: Optional[Iterable[str]] = None, leaf_values: Optional[st.SearchStrategy] = None,
-           constants: bool = True,
-           smooth: bool = True, finite_slopes: bool = True, margin: float = 1e-2,
-           max_abs: float = 50.0, max_slope: float = 100.0) -> RandomGraph:
+           constants: bool = True, smooth: bool = True, finite_slopes: bool = True,
+           margin: float = 1e-2, max_abs: float = 50.0, max_slope: float = 100.0) -> RandomGraph:
     """A random DAG (shared sub-expressions, nodes used several times, parallel edges) over the
     built-in operations, every step inside its domain at the drawn leaf values, every value at
     most max_abs in size. outputs: how many of the last nodes are outputs; any_outputs: instead
     1 to `outputs` of any nodes (a leaf, the same node twice); combine=k: instead the one output
     is the sum of the last k nodes (so the root depends on several). ops: names
     (from the live table) to draw from, default every built-in. leaf_values: default [-2, 2].
+    constants: binary and n-ary steps sometimes take a Python number as an operand.
     Local derivatives are at most max_slope in size; finite_slopes=False (with smooth=False)
     allows any, an infinite one too (sqrt and pow at 0)."""
     names = sorted(BUILTIN_OPS if ops is None else ops)
