@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench notebook dot venv clean
+.PHONY: demo test lint bench notebook dot venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ dot:
 demo: $(STAMP) dot
 	$(PY) -m tinygrad_scalar demo
 
-test: $(STAMP) dot
+# ruff first (a second, it fails early), then every test and, when committed, every notebook.
+test: $(STAMP) dot lint
 	$(PY) -m pytest -q tests $(if $(wildcard notebooks/*.ipynb),--nbmake notebooks,)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

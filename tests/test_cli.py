@@ -175,7 +175,7 @@ def test_json_is_strict_with_infinite_gradients(tmp_path):
 
 # -- pictures -----------------------------------------------------------------------------------
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+from conftest import needs_dot  # noqa: E402  (skips where Graphviz's dot is missing)
 
 
 @needs_dot

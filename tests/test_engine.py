@@ -8,10 +8,11 @@ import threading
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tinygrad_scalar import Value, no_grad
 from tinygrad_scalar.engine import OPS, is_grad_enabled, topological_order
+
+from strategies import graphs, torch_lift
 
 # --- closed forms of every operation, including each reflected form -----------------------------
 
@@ -415,119 +416,42 @@ def test_pickle_and_deepcopy_a_deep_chain():
 
 # --- random DAGs: finite differences and PyTorch -----------------------------------------------
 
-UNARY_SAFE = ["neg", "abs", "relu", "tanh", "sigmoid", "exp", "log", "sqrt", "sin", "cos"]
-BINARY_SAFE = ["add", "sub", "mul", "div", "pow"]
+# The graphs come from tests/strategies.py: every built-in operation of the live table, inside
+# its domain and away from kinks, the root the sum of the last few nodes.
 
 
-def _ok(name, xs):
-    """Whether applying op `name` to values xs stays well inside its domain and smooth."""
-    if name in ("abs", "relu"):
-        return abs(xs[0]) > 1e-2
-    if name in ("log", "sqrt"):
-        return xs[0] > 1e-1
-    if name == "exp":
-        return xs[0] < 5
-    if name == "div":
-        return abs(xs[1]) > 1e-1
-    if name == "pow":
-        return 0.2 < xs[0] < 5 and abs(xs[1]) < 3
-    return True
-
-
-def build(program, leaves, Lift):
-    """Run a program [(op name, input indices)] over the leaves with Lift-ed operations."""
-    nodes = list(leaves)
-    for name, idx in program:
-        nodes.append(Lift[name](*[nodes[i] for i in idx]))
-    return nodes
-
-
-ENGINE = {
-    "neg": lambda a: -a, "abs": abs, "relu": lambda a: a.relu(), "tanh": lambda a: a.tanh(),
-    "sigmoid": lambda a: a.sigmoid(), "exp": lambda a: a.exp(), "log": lambda a: a.log(),
-    "sqrt": lambda a: a.sqrt(), "sin": lambda a: a.sin(), "cos": lambda a: a.cos(),
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b, "pow": lambda a, b: a ** b,
-    "sum": lambda *xs: Value.sum(xs),
-}
-
-
-@st.composite
-def dags(draw):
-    """Random expression DAGs: shared sub-expressions, nodes used several times, ops in domain."""
-    n_leaves = draw(st.integers(1, 4))
-    xs = draw(st.lists(st.floats(-2, 2).filter(lambda x: abs(x) > 0.05),
-                       min_size=n_leaves, max_size=n_leaves))
-    values = list(xs)
-    program = []
-    for _ in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "sum"]))
-        if kind == "unary":
-            name, idx = draw(st.sampled_from(UNARY_SAFE)), [draw(st.integers(0, len(values) - 1))]
-        elif kind == "binary":
-            name = draw(st.sampled_from(BINARY_SAFE))
-            idx = [draw(st.integers(0, len(values) - 1)) for _ in range(2)]
-        else:
-            name = "sum"
-            idx = [draw(st.integers(0, len(values) - 1)) for _ in range(draw(st.integers(3, 5)))]
-        args = [values[i] for i in idx]
-        if not _ok(name, args):
-            continue
-        with no_grad():
-            out = ENGINE[name](*[Value(a) for a in args]).data
-        if not abs(out) < 50:
-            continue
-        program.append((name, idx))
-        values.append(out)
-    if not program:
-        program.append(("mul", [0, 0]))
-    # the root depends on several nodes: sum the last few
-    k = len(xs) + len(program)
-    program.append(("sum", list(range(max(0, k - 3), k))))
-    return xs, program
-
-
-def engine_grads(xs, program):
-    leaves = [Value(x) for x in xs]
-    root = build(program, leaves, ENGINE)[-1]
+def engine_grads(g):
+    leaves = [Value(x) for x in g.xs]
+    (root,) = g.build(leaves)
     root.backward()
     return root.data, [v.grad for v in leaves]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dags())
-def test_random_dags_match_central_differences(case):
-    xs, program = case
-    y, grads = engine_grads(xs, program)
+@given(graphs(combine=3))
+def test_random_dags_match_central_differences(g):
+    y, grads = engine_grads(g)
     h = 1e-6
-    for i, x in enumerate(xs):
+    for i, x in enumerate(g.xs):
         with no_grad():
-            up = build(program, [Value(v + h if j == i else v) for j, v in enumerate(xs)], ENGINE)
-            dn = build(program, [Value(v - h if j == i else v) for j, v in enumerate(xs)], ENGINE)
+            up = g.build([Value(v + h if j == i else v) for j, v in enumerate(g.xs)])
+            dn = g.build([Value(v - h if j == i else v) for j, v in enumerate(g.xs)])
         numeric = (up[-1].data - dn[-1].data) / (2 * h)
         assert grads[i] == pytest.approx(numeric, rel=1e-4, abs=1e-5)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dags())
-def test_random_dags_match_pytorch_float64(case):
+@given(graphs(combine=3))
+def test_random_dags_match_pytorch_float64(g):
     torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
-    xs, program = case
-    y, grads = engine_grads(xs, program)
-    T = {
-        "neg": lambda a: -a, "abs": torch.abs, "relu": torch.relu, "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt,
-        "sin": torch.sin, "cos": torch.cos, "add": lambda a, b: a + b,
-        "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
-        "pow": lambda a, b: a ** b, "sum": lambda *t: torch.stack(t).sum(),
-    }
-    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
-    root = build(program, leaves, T)[-1]
+    y, grads = engine_grads(g)
+    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in g.xs]
+    (root,) = g.build(leaves, torch_lift(torch))
     root.backward()
     assert y == pytest.approx(root.item(), rel=1e-12, abs=1e-12)
-    for g, t in zip(grads, leaves):
+    for gr, t in zip(grads, leaves):
         tg = 0.0 if t.grad is None else t.grad.item()
-        assert g == pytest.approx(tg, rel=1e-10, abs=1e-12)
+        assert gr == pytest.approx(tg, rel=1e-10, abs=1e-12)
 
 
 def test_every_builtin_op_is_in_the_table_and_tested():

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from tinygrad_scalar.engine import Value, no_grad
 from tinygrad_scalar.functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
 
+from strategies import graphs
+
 # --- closed forms: first, second and third derivatives of every built-in operation ------------
 
 
@@ -458,39 +460,16 @@ def test_domain_errors_propagate_unchanged():
 
 # --- random DAGs (hypothesis): jvp and vjp agree with each other and with finite differences ----
 
-SMOOTH = ["neg", "tanh", "sigmoid", "sin", "cos", "exp_tanh", "log_sq", "sqrt_sq", "add", "sub",
-          "mul", "div_safe", "pow_safe", "sum3", "const_mul"]
-KINKED = ["abs", "relu"]
+# The graphs come from tests/strategies.py: every built-in operation of the live table, inside
+# its domain; smooth_graphs also away from kinks (for finite differences), kinked_graphs not.
 
 
-def _op(kind, a, b, c):
-    """One DAG node from earlier nodes a, b, c; every operation stays inside its domain."""
-    return {
-        "neg": lambda: -a, "tanh": lambda: a.tanh(), "sigmoid": lambda: a.sigmoid(),
-        "sin": lambda: a.sin(), "cos": lambda: a.cos(), "exp_tanh": lambda: a.tanh().exp(),
-        "log_sq": lambda: (1.0 + a * a).log(), "sqrt_sq": lambda: (1.0 + a * a).sqrt(),
-        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-        "div_safe": lambda: a / (1.0 + b * b), "pow_safe": lambda: (1.0 + a * a) ** b.tanh(),
-        "sum3": lambda: Value.sum([a, b, c]), "const_mul": lambda: 0.5 * a,
-        "abs": lambda: abs(a), "relu": lambda: a.relu(),
-    }[kind]()
+def smooth_graphs(n_inputs, n_outputs):
+    return graphs(leaves=n_inputs, steps=(1, 8), outputs=n_outputs)
 
 
-def _program(kinds, n_inputs):
-    instr = st.tuples(st.sampled_from(kinds), st.integers(0, 999), st.integers(0, 999),
-                      st.integers(0, 999))
-    return st.tuples(st.lists(instr, min_size=1, max_size=8),
-                     st.lists(st.floats(-2, 2), min_size=n_inputs, max_size=n_inputs))
-
-
-def _build(program, n_outputs):
-    def f(*xs):
-        nodes = list(xs)
-        for kind, i, j, k in program:  # indices into earlier nodes: shared sub-expressions
-            m = len(nodes)
-            nodes.append(_op(kind, nodes[i % m], nodes[j % m], nodes[k % m]))
-        return nodes[-n_outputs:] if n_outputs > 1 else nodes[-1]
-    return f
+def kinked_graphs(n_inputs, n_outputs):
+    return graphs(leaves=n_inputs, steps=(1, 8), outputs=n_outputs, smooth=False)
 
 
 def _values(f, xs):
@@ -508,11 +487,10 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 
 @FAST
-@given(data=_program(SMOOTH + KINKED, 3), t=st.lists(st.floats(-1, 1), min_size=3, max_size=3),
+@given(data=kinked_graphs(3, 2), t=st.lists(st.floats(-1, 1), min_size=3, max_size=3),
        u=st.lists(st.floats(-1, 1), min_size=2, max_size=2))
 def test_random_dags_jvp_vjp_jacobian_agree(data, t, u):
-    program, xs = data
-    f = _build(program, 2)
+    f, xs = data.function(), list(data.xs)
     assume(_values(f, xs) is not None)
     vals, jt = jvp(f, tuple(xs), tuple(t))
     vals2, pb = vjp(f, *xs)
@@ -531,10 +509,9 @@ def test_random_dags_jvp_vjp_jacobian_agree(data, t, u):
 
 
 @FAST
-@given(data=_program(SMOOTH, 3), t=st.lists(st.floats(-1, 1), min_size=3, max_size=3))
+@given(data=smooth_graphs(3, 2), t=st.lists(st.floats(-1, 1), min_size=3, max_size=3))
 def test_random_dags_jvp_matches_finite_differences(data, t):
-    program, xs = data
-    f = _build(program, 2)
+    f, xs = data.function(), list(data.xs)
     assume(_values(f, xs) is not None)
     _, jt = jvp(f, tuple(xs), tuple(t))
     h = 1e-6
@@ -547,10 +524,9 @@ def test_random_dags_jvp_matches_finite_differences(data, t):
 
 
 @FAST
-@given(data=_program(SMOOTH, 2))
+@given(data=smooth_graphs(2, 1))
 def test_random_dags_second_derivatives_match_finite_differences(data):
-    program, xs = data
-    f = _build(program, 1)
+    f, xs = data.function(), list(data.xs)
     assume(_values(f, xs) is not None)
     H = hessian(f)(*xs)
     assert H[0][1] == pytest.approx(H[1][0], rel=1e-9, abs=1e-9)  # symmetry

@@ -24,6 +24,8 @@ from tinygrad_scalar.static import Program, TraceError, _SUM_KERNEL, _neumaier_s
 from tinygrad_scalar.static_train import CompiledStep, static_cross_entropy
 from tinygrad_scalar.train import TrainStep, evaluate, fit
 
+from strategies import graphs
+
 RTOL = 1e-12
 
 
@@ -94,77 +96,19 @@ def compare_with_engine(build, n_in, params, X, allow_unused=True, exact=True):
 # ---------------------------------------------------------------------------------------------
 # Random DAGs over every engine operation.
 
-UNARY = ["neg", "abs", "relu", "tanh", "sigmoid", "exp", "log", "sqrt", "sin", "cos"]
-BINARY = ["add", "sub", "mul", "div", "pow"]
+def recipes():
+    """(n_in, graph) from tests/strategies.py: every built-in operation of the live table, kinks
+    and infinite slopes included (the engine is the oracle); its leaves are n_in inputs, then
+    0 to 3 parameters; 1 to 3 outputs, any nodes; the values it is drawn at are the example
+    traced, and so inside every domain."""
+    return st.tuples(st.integers(1, 3), st.integers(0, 3)).flatmap(lambda k: st.tuples(
+        st.just(k[0]), graphs(leaves=k[0] + k[1], steps=(1, 10), outputs=3, any_outputs=True,
+                              leaf_values=values, smooth=False, finite_slopes=False)))
 
 
-def apply_step(name, args, guard):
-    if name == "sum":
-        return Value.sum(args)
-    a = args[0]
-    if name == "neg":
-        return -a
-    if name == "abs":
-        return abs(a)
-    if name in ("relu", "tanh", "sigmoid", "exp", "sin", "cos"):
-        return getattr(a, name)()
-    if name == "log":
-        return (abs(a) + 0.25).log() if guard else a.log()
-    if name == "sqrt":
-        return abs(a).sqrt() if guard else a.sqrt()
-    b = args[1]
-    if name == "add":
-        return a + b
-    if name == "sub":
-        return a - b
-    if name == "mul":
-        return a * b
-    if name == "div":
-        return a / (abs(b) + 0.5) if guard else a / b
-    if name == "pow":
-        if guard:
-            return (abs(a) + 0.1) ** b
-        return a ** 2 if isinstance(b, Value) else a ** float(round(b))
-    raise AssertionError(name)
-
-
-@st.composite
-def recipes(draw):
-    n_in = draw(st.integers(1, 3))
-    n_par = draw(st.integers(0, 3))
-    n = n_in + n_par
-    steps = []
-    for _ in range(draw(st.integers(1, 10))):
-        kind = draw(st.sampled_from(UNARY + BINARY + ["sum"]))
-        arity = 1 if kind in UNARY else 2 if kind in BINARY else draw(st.integers(1, 5))
-        parents = [draw(st.integers(0, n - 1)) for _ in range(arity)]
-        const = draw(st.none() | st.floats(-2, 2)) if kind in BINARY else None
-        guard = draw(st.integers(0, 9)) > 0
-        steps.append((kind, parents, const, guard))
-        n += 1
-    outs = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3))
-    params = [draw(st.floats(-2, 2)) for _ in range(n_par)]
-    return n_in, params, steps, outs
-
-
-def builder(steps, outs, params):
-    """Build only what the outputs need (as a traced function would), memoised."""
-    def build(leaves):
-        nodes = list(leaves) + list(params)
-        done = {}
-
-        def get(k):
-            if k < len(nodes):
-                return nodes[k]
-            if k not in done:
-                kind, parents, const, guard = steps[k - len(nodes)]
-                args = [get(p) for p in parents]
-                if const is not None:
-                    args[-1] = const
-                done[k] = apply_step(kind, args, guard)
-            return done[k]
-        return [get(o) for o in outs]
-    return build
+def builder(g, params):
+    """Build only what the outputs need (as a traced function would): inputs, then params."""
+    return lambda leaves: g.build(list(leaves) + list(params))
 
 
 values = st.floats(-3, 3, allow_nan=False) | st.sampled_from([0.0, 1.0, -1.0, 0.5])
@@ -174,11 +118,11 @@ values = st.floats(-3, 3, allow_nan=False) | st.sampled_from([0.0, 1.0, -1.0, 0.
                                                                    HealthCheck.filter_too_much])
 @given(recipes(), st.data())
 def test_random_graphs_match_engine_per_example_and_summed(recipe, data):
-    n_in, pvals, steps, outs = recipe
+    n_in, g = recipe
     B = data.draw(st.integers(1, 5))
-    X = np.array([[data.draw(values) for _ in range(n_in)] for _ in range(B)])
-    params = [Value(v, f"p{i}") for i, v in enumerate(pvals)]
-    build = builder(steps, outs, params)
+    X = np.array([g.xs[:n_in]] + [[data.draw(values) for _ in range(n_in)] for _ in range(B - 1)])
+    params = [Value(v, f"p{i}") for i, v in enumerate(g.xs[n_in:])]
+    build = builder(g, params)
     results = []
     for x in X:
         try:

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from tinygrad_scalar import Value
 from tinygrad_scalar.engine import topological_order
+
+from strategies import graphs
 from tinygrad_scalar.teach import (CostTable, ForwardTable, Narration, PathSum, forward_mode,
                                    mode_costs, narrate, paths)
 
@@ -456,34 +458,13 @@ def naive_costs(outputs, inputs):
 # --- random graphs -----------------------------------------------------------------------------
 
 
-@st.composite
-def random_dags(draw):
-    """Small random graphs: leaves, then ops on earlier nodes (reuse gives parallel edges);
-    values are kept in [-10, 10] by a tanh so nothing overflows."""
-    n_leaves = draw(st.integers(1, 4))
-    nodes = [Value(draw(st.floats(-1.5, 1.5)), f"x{i}") for i in range(n_leaves)]
-    for _ in range(draw(st.integers(1, 12))):
-        op = draw(st.sampled_from(["add", "sub", "mul", "tanh", "sin", "sum", "const"]))
-        pick = st.integers(0, len(nodes) - 1)
-        a, b = nodes[draw(pick)], nodes[draw(pick)]
-        if op == "add":
-            v = a + b
-        elif op == "sub":
-            v = a - b
-        elif op == "mul":
-            v = a * b
-        elif op == "tanh":
-            v = a.tanh()
-        elif op == "sin":
-            v = a.sin()
-        elif op == "const":
-            v = a * draw(st.floats(-2, 2))
-        else:
-            v = Value.sum([nodes[draw(pick)] for _ in range(draw(st.integers(1, 4)))])
-        if abs(v.data) > 10:
-            v = v.tanh()
-        nodes.append(v)
-    return nodes[:n_leaves], nodes[-1]
+def random_dags():
+    """Small random graphs from tests/strategies.py (every built-in operation, reuse gives
+    parallel edges, constants as operands), as (leaves labelled x0, x1, ..., root)."""
+    def make(g):
+        leaves = [Value(x, f"x{i}") for i, x in enumerate(g.xs)]
+        return leaves, g.build(leaves)[0]
+    return graphs(leaves=(1, 4), steps=(1, 12), leaf_values=st.floats(-1.5, 1.5)).map(make)
 
 
 SETTINGS = settings(max_examples=60, deadline=None,

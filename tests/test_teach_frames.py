@@ -10,8 +10,7 @@ from tinygrad_scalar import Value
 from tinygrad_scalar.engine import topological_order
 from tinygrad_scalar.teach import Frames, backprop_frames, narrate
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
-                               reason="Graphviz's dot program is needed to render SVG")
+from conftest import needs_dot  # skips where Graphviz's dot is missing
 
 
 def lecture_e():
@@ -56,8 +55,8 @@ def test_frames_highlight_the_step_and_show_grads_so_far():
     hot = [ln.strip() for ln in third.splitlines() if "->" in ln and "#dc2626" in ln]
     assert [h.split(" [")[0] for h in hot] == ["n0 -> n2op", "n1 -> n2op", "n2op -> n2"]
     assert "backward step 3/3: at c, grad 2" in third
-    assert frames.captions()[2] == ("step 3/3: at c (grad 2, final): a += 2 x 1 -> 2; "
-                                    "b += 2 x 1 -> 5")
+    assert frames.captions()[2] == ("step 3/3: at c (grad 2, final): "
+                                    "a += 2 x 1 -> 2; b += 2 x 1 -> 5")
     assert 'label=2' in first  # local derivatives on the edges by default
 
 

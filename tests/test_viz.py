@@ -20,8 +20,7 @@ from tinygrad_scalar.viz import (DEFAULT_MAX_NODES, Drawing, GraphvizNotFoundErr
                                  Pictures, cluster_paths, draw_dot, format_number, render_to,
                                  show, show_backward, to_svg)
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
-                               reason="Graphviz's dot is not installed (make test installs it)")
+from conftest import needs_dot  # skips where Graphviz's dot is missing
 
 # ---------------------------------------------------------------------------------------------
 # A small parser for the DOT that draw_dot writes: enough to check structure, not a DOT parser.
