@@ -286,7 +286,8 @@ def _real_array(x, what: str) -> np.ndarray:
     if raw is not None and raw.dtype.kind == "O":
         flat = raw.ravel().tolist()
         if all(isinstance(v, (numbers.Real, Value)) for v in flat):
-            return np.array([float(v) for v in flat], dtype=float).reshape(raw.shape)
+            nums = [v.data if isinstance(v, Value) else float(v) for v in flat]
+            return np.array(nums, dtype=float).reshape(raw.shape)
     raise TypeError(f"{what} must be real numbers, got {type(x).__name__}: {x!r}"[:300])
 
 

@@ -265,7 +265,8 @@ def backprop_frames(root: Value, interval_ms: int = 1200, stable_layout: bool = 
     snapshots = []
     for step in narration:
         for e in step.edges:
-            grads[e.input] = e.after
+            if e.after is not None:  # nothing is passed to a constant
+                grads[e.input] = e.after
         snapshots.append(dict(grads))
     frames = Frames(root, narration, options, snapshots, interval_ms, stable_layout)
     # check the options (and max_nodes) now, not at the first display
