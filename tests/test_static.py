@@ -158,9 +158,15 @@ def builder(steps, outs, params):
                 return nodes[k]
             if k not in done:
                 kind, parents, const, guard = steps[k - len(nodes)]
+                # evaluate only the inputs the step uses (an unused one may fail where the
+                # traced graph, which never contains it, does not)
+                if const is not None:
+                    parents = parents[:-1]
+                elif kind == "pow" and not guard:
+                    parents = parents[:1] * 2  # a ** 2 ignores b
                 args = [get(p) for p in parents]
                 if const is not None:
-                    args[-1] = const
+                    args.append(const)
                 done[k] = apply_step(kind, args, guard)
             return done[k]
         return [get(o) for o in outs]

@@ -234,7 +234,19 @@ def no_grad() -> Iterator[None]:
         _recording.reset(token)
 
 
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Inside, operations record their parents again, even within no_grad() (what the function
+    transforms and the static tracer need around the user's function)."""
+    token = _recording.set(True)
+    try:
+        yield
+    finally:
+        _recording.reset(token)
+
+
 def is_grad_enabled() -> bool:
+    """Whether operations record their parents now (False inside no_grad())."""
     return _recording.get()
 
 
@@ -449,13 +461,21 @@ class Value:
 
     @staticmethod
     def sum(values: Iterable) -> "Value":
-        """One n-ary sum node (every edge's local derivative is 1): cheaper than a chain of +."""
-        try:
-            values = tuple(values)
-        except TypeError:
-            raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
-                            f"{type(values).__name__}: {values!r}") from None
-        return apply(SUM, *values)
+        """One n-ary sum node (every edge's local derivative is 1): cheaper than a chain of +.
+        Numbers among the values become constants. When every entry is a Value this is the
+        engine's fastest way to add many terms (no per-term checks beyond the type)."""
+        if type(values) is not tuple:
+            try:
+                values = tuple(values)
+            except TypeError:
+                raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
+                                f"{type(values).__name__}: {_short(values)}") from None
+        for v in values:
+            if type(v) is not Value:
+                return apply(SUM, *values)
+        if not values:
+            return apply(SUM)
+        return _nary(SUM, values)
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)
@@ -692,7 +712,7 @@ def _short(x, limit: int = 120) -> str:
     return r if len(r) <= limit else r[:limit - 20] + f"... ({len(r)} characters)"
 
 
-def _call(op: Op, xs: tuple) -> str:
+def call_text(op: Op, xs: tuple) -> str:
     """op(x1, x2, ...) for an error message; long operand lists are cut (the first few, the
     count and the non-finite ones, which are usually the reason)."""
     if len(xs) <= 8:
@@ -701,6 +721,9 @@ def _call(op: Op, xs: tuple) -> str:
     shown = ", ".join(map(repr, xs[:5]))
     extra = f"; non-finite: {', '.join(odd)}" if odd else ""
     return f"{op.name}({shown}, ... {len(xs)} operands{extra})"
+
+
+_call = call_text  # the old private name, for callers in other modules
 
 
 def _wrap(op: Op, xs: tuple, e: Exception) -> Exception:
@@ -1130,8 +1153,20 @@ def _rebuild(records: list) -> Value:
     return nodes[-1]
 
 
+def node(op: Op, parents: tuple, local: tuple, data: float) -> Value:
+    """A node built from its parts: the op that made it, its parents (Values), the local
+    derivative along each edge (same order) and its value. For extensions that compute a node
+    themselves (a replay, a loader); nothing is checked against op's rules."""
+    if not isinstance(op, Op):
+        raise TypeError(f"node needs an Op, got {type(op).__name__}: {_short(op)}")
+    if len(parents) != len(local) or not parents:
+        raise ValueError(f"node needs one local derivative per parent, got {len(parents)} "
+                         f"parent(s) and {len(local)} local derivative(s)")
+    return _node(op, tuple(parents), tuple(local), data)
+
+
 def _node(op: Op, parents: tuple, local: tuple, data: float) -> Value:
-    """A node from its parts, laid out as the operators lay it out."""
+    """A node from its parts, laid out as the operators lay it out (unchecked)."""
     v = Value(data)
     v._fn = op
     if len(parents) == 1:

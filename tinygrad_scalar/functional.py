@@ -43,11 +43,10 @@ def transforming() -> Iterator[None]:
     """Mark a call to a function being differentiated: recording on, nested transforms build
     graphs. (gradcheck uses it too, for the same reason.)"""
     depth = _depth.set(_depth.get() + 1)
-    rec = engine._recording.set(True)
     try:
-        yield
+        with engine.enable_grad():
+            yield
     finally:
-        engine._recording.reset(rec)
         _depth.reset(depth)
 
 
@@ -117,8 +116,7 @@ def _inputs(args: Sequence, nums: tuple, who: str) -> tuple[list, list, bool]:
     graph = _depth.get() > 0 or any(isinstance(a, Value) for a in args)
     new = list(args)
     leaves = []
-    rec = engine._recording.set(True)  # the input nodes must record even inside no_grad
-    try:
+    with engine.enable_grad():  # the input nodes must record even inside no_grad
         for i in nums:
             a = args[i]
             if isinstance(a, Value):
@@ -134,8 +132,6 @@ def _inputs(args: Sequence, nums: tuple, who: str) -> tuple[list, list, bool]:
         for i, a in enumerate(args):  # other float arguments: constants, so f may call .exp()
             if i not in chosen and _is_real(a) and not isinstance(a, numbers.Integral):
                 new[i] = Value.constant(a)
-    finally:
-        engine._recording.reset(rec)
     return new, leaves, graph
 
 
