@@ -699,6 +699,11 @@ def test_relu_in_its_flat_part_passes_zero_even_from_an_infinite_gradient():
     assert x.grad == tx.grad.item() == 0.0
     from tinygrad_scalar.functional import grad
     assert grad(lambda t: t.relu().sqrt())(-1.0) == 0.0  # the transforms share the rule
+    w = Value(-1.0)
+    w.relu().sqrt().backward(create_graph=True)          # and so does create_graph
+    assert w.grad == 0.0 and w.grad_value.data == 0.0
+    from tinygrad_scalar.teach import narrate
+    assert narrate(Value(-1.0).relu().sqrt()).leaves()[0][1] == 0.0
     z = Value(0.0)
     (z ** 2).sqrt().backward()                           # d|z|/dz at 0 has no value: nan, as torch
     assert math.isnan(z.grad)

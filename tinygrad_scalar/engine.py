@@ -580,12 +580,11 @@ class Value:
             if a is None:
                 continue
             g = v.grad
-            if g * 0.0 != 0.0:  # inf or nan arrived: the careful path (see reverse_sweep)
-                _pass_nonfinite(v, g)
-                continue
             b = v._b
             if b is None:
-                a.grad += v._da * g
+                d = v._da
+                if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                    a.grad += d * g
             elif b is MANY:
                 for p, d in zip(a, v._da):
                     p.grad += d * g
@@ -604,8 +603,9 @@ class Value:
         g = self.grad
         if g is None or self._a is None:
             return
+        mask = self._fn is RELU
         for p, d in zip(self._prev, self._local):
-            if p._fn is not CONST:
+            if p._fn is not CONST and not (mask and d == 0.0):  # as backward() passes them
                 p.grad = (0.0 if p.grad is None else p.grad) + d * g
 
     _backward = backward_step  # micrograd's name, so the lecture's manual steps run unchanged
@@ -938,15 +938,6 @@ def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
         _recording.reset(token)
 
 
-def _pass_nonfinite(v: Value, g: float) -> None:
-    """backward()'s step for a node whose gradient is inf or nan, by reverse_sweep's rules:
-    nothing toward constants, 0 through a flat zero (relu at x <= 0), else local * g."""
-    flat = v._fn.name in _FLAT_AT_ZERO
-    for p, d in zip(v._prev, v._local):
-        if p._fn is not CONST and not (flat and d == 0.0):
-            p.grad += d * g
-
-
 def _follow_grads(held: list) -> None:
     """After a plain backward(), leaves that hold a grad_value get this call's addition to .grad
     added to it as a constant, so grad_value and .grad keep telling the same number."""
@@ -961,6 +952,9 @@ def _follow_grads(held: list) -> None:
 
 def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> None:
     gv = reverse_sweep(topo, {root: Value.constant(g0)}, graph=True)
+    for v, g in gv.items():
+        if not isinstance(g, Value):  # only zeros passed by flat edges: still a graph
+            gv[v] = Value.constant(g)
     for v in topo:
         if v._a is not None:
             v._gv = gv.get(v)
@@ -980,11 +974,10 @@ def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> 
 # transforms, create_graph, narration and the teaching tables all call these (backward() keeps
 # an inlined copy of the float reverse loop on the .grad slots, its hot path). Conventions:
 # - an edge toward a constant carries nothing (no derivative is computed toward a constant);
-# - where the gradient arriving at a node is inf or nan, an edge whose local derivative is an
-#   exact zero from a flat part of the operation (relu at x <= 0, as PyTorch's relu) passes 0,
-#   not 0 * inf = nan; every other edge multiplies, as PyTorch does.
-
-_FLAT_AT_ZERO = frozenset({"relu"})  # ops whose zero local derivative means "does not move"
+# - relu in its flat part (x <= 0) passes nothing, so an inf or nan gradient arriving from
+#   above gives 0 below it, as PyTorch's relu (a mask, not a product) does: sqrt(relu(x)) at
+#   x = -1 has gradient 0. Every other edge multiplies, 0 * inf = nan, as in PyTorch (sqrt(|x|)
+#   at 0 has no derivative, and nan says so).
 
 
 def local_rules(v: Value) -> tuple:
@@ -1044,14 +1037,14 @@ def reverse_sweep(order: list, seeds: dict, *, stop: Optional[Iterable] = None,
         a = v._a
         if g is None or a is None or (stop is not None and v in stop):
             continue
-        flat = g * 0.0 != 0.0 and v._fn.name in _FLAT_AT_ZERO  # inf or nan arriving at a mask
+        mask = v._fn is RELU
         for p, d in zip(v._prev, v._local):
             if p._fn is CONST:
                 if on_edge is not None:
                     on_edge(v, g, p, None, None, None)
                 continue
             before = get(p, 0.0)
-            c = 0.0 if flat and d == 0.0 else d * g
+            c = 0.0 if mask and d == 0.0 else d * g
             grads[p] = before + c
             if on_edge is not None:
                 on_edge(v, g, p, d, c, before)
@@ -1072,9 +1065,13 @@ def _reverse_values(order: list, seeds: dict, stop: Optional[set],
         g = grads[v] = _total(terms)
         if v._a is None or (stop is not None and v in stop):
             continue
+        mask = v._fn is RELU
         for p, d in zip(v._prev, local_rules(v)):
             if d is not None and (within is None or p in within):
-                pending.setdefault(p, []).append(_mul(d, g))
+                if mask and type(d) is float and d == 0.0:  # as the float sweep: nothing
+                    pending.setdefault(p, []).append(0.0)      # passes (not 0 * inf = nan)
+                else:
+                    pending.setdefault(p, []).append(_mul(d, g))
     return grads
 
 
