@@ -743,6 +743,7 @@ def _finish(v: Value, op: Op, xs: tuple, out: float) -> Value:
 
 
 def _binary(op: Op, a: Value, b: Value) -> Value:
+    """op(a, b) for two Values: a new node (a leaf under no_grad)."""
     x, y = a.data, b.data
     if op.check is not None:
         op.check(x, y)
@@ -796,6 +797,7 @@ def _pow_base_only(a, b, out) -> tuple:
 
 
 def _unary(op: Op, a: Value) -> Value:
+    """op(a) for a Value: a new node (a leaf under no_grad)."""
     x = a.data
     if op.check is not None:
         op.check(x)
@@ -816,6 +818,7 @@ def _unary(op: Op, a: Value) -> Value:
 
 
 def _nary(op: Op, args: tuple) -> Value:
+    """op(*args) for a tuple of Values: one node with an edge per argument."""
     xs = tuple(a.data for a in args)
     if op.check is not None:
         op.check(*xs)
@@ -832,6 +835,14 @@ def _nary(op: Op, args: tuple) -> Value:
     if -INF < out < INF:
         return v
     return _finish(v, op, xs, out)
+
+
+# The node builders, public for extensions' hot loops (nn's neurons): op applied to inputs that
+# are already Values, with the op's check and the overflow rule, and nothing else (no numbers,
+# no arity check: apply() and the operators do those). The operators call them too.
+binary = _binary
+unary = _unary
+nary = _nary
 
 
 def _const(x) -> Optional[Value]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import operator
 import os
 import random
+from functools import partial
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
-from .engine import Value
+from .engine import MUL, OPS, Value, binary, unary
 from .files import write_atomic
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "ModelFileError", "ACTIVATIONS"]
@@ -28,9 +28,10 @@ VERSION = 1
 Seed = Union[int, random.Random, None]
 Input = Union[float, int, Value, Sequence[Union[float, int, Value]]]
 
-# The hot path: the public operators, one n-ary sum node per neuron (Value.sum's fast path).
-_mul = operator.mul
-_ACT = {name: getattr(Value, name) for name in ("relu", "tanh", "sigmoid")}
+# The hot path calls the engine's public node builders (inputs are already Values there),
+# which skips one Python frame per product and per activation; one sum node per neuron.
+_mul = partial(binary, MUL)
+_ACT = {name: partial(unary, OPS[name]) for name in ("relu", "tanh", "sigmoid")}
 
 
 class ModelFileError(ValueError):
