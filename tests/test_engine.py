@@ -716,3 +716,43 @@ def test_relu_of_nan_and_sqrt_of_minus_zero_conventions():
     z = Value(-0.0)
     z.sqrt().backward()
     assert z.grad == math.inf          # -0.0 is zero: sqrt's slope from the right (torch: -inf)
+
+
+# -- no derivative toward a constant (issue 12 §2) -----------------------------------------------
+
+def test_squared_error_below_the_target_shows_no_nan_anywhere():
+    from tinygrad_scalar.teach import forward_mode, narrate
+    p = Value(0.2, "p")
+    loss = (p - 1.0) ** 2                     # the everyday squared error with p < t
+    (base, d_base), (const, d_const) = loss.edges()
+    assert const.is_constant and d_const is None            # never computed, never shown
+    assert d_base == pytest.approx(2 * (0.2 - 1.0))
+    assert [d for _, d in loss.parents[0].edges()] == [1.0, None]
+    text = narrate(loss).to_text()
+    assert "nan" not in text and "nan" not in narrate(loss)._repr_html_()
+    table = forward_mode(loss, "p")
+    assert "nan" not in table.to_text() and "nan" not in str(table.to_dict())
+    assert table.forward == table.reverse == pytest.approx(2 * (0.2 - 1.0))
+    loss.backward()
+    assert p.grad == pytest.approx(-1.6) and const.grad == 0.0
+
+
+def test_derivative_toward_a_value_exponent_keeps_torch_conventions():
+    x, y = Value(-2.0), Value(2.0)
+    (x ** y).backward()
+    assert x.grad == -4.0 and math.isnan(y.grad)             # as torch: log of a negative base
+    c = Value.constant(2.0)
+    z = Value(-2.0)
+    w = z ** c                                               # an explicit constant: no derivative
+    assert w.edges()[1][1] is None
+    w.backward(create_graph=True)
+    assert z.grad == -4.0 and z.grad_value.data == -4.0
+
+
+def test_constants_made_by_apply_and_sum_get_no_derivative():
+    from tinygrad_scalar.engine import apply
+    x = Value(3.0)
+    v = apply(OPS["mul"], 2.0, x)
+    assert [d for _, d in v.edges()] == [None, 2.0]
+    s = Value.sum([x, 1.0, x])
+    assert [d for _, d in s.edges()] == [1.0, None, 1.0]
