@@ -470,12 +470,8 @@ class Value:
             except TypeError:
                 raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
                                 f"{type(values).__name__}: {_short(values)}") from None
-        for v in values:
-            if type(v) is not Value:
-                return apply(SUM, *values)
-        if not values:
-            return apply(SUM)
-        return _nary(SUM, values)
+        v = _sum_of_values(values) if values else None
+        return apply(SUM, *values) if v is None else v
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)
@@ -843,6 +839,31 @@ def _nary(op: Op, args: tuple) -> Value:
 binary = _binary
 unary = _unary
 nary = _nary
+
+
+def _sum_of_values(args: tuple) -> Optional[Value]:
+    """Value.sum's fast path: the SUM node of a tuple of Values, gathering the numbers and
+    checking the types in one loop (faster than nary); None when an entry is not a Value."""
+    xs = []
+    push = xs.append
+    for a in args:
+        if type(a) is not Value:
+            return None
+        push(a.data)
+    op = SUM
+    v = _new(Value)
+    try:
+        v.data = out = op.f(*xs)
+        if _recording.get():
+            v._a, v._b, v._da, v._fn = args, MANY, tuple(op.df(*xs, out)), op
+        else:
+            v._a = v._b = v._da = v._fn = None
+    except (ArithmeticError, ValueError) as e:
+        raise _wrap(op, tuple(xs), e) from None
+    v.grad, v.label, v._db, v._gv = 0.0, "", None, None
+    if -INF < out < INF:
+        return v
+    return _finish(v, op, tuple(xs), out)
 
 
 def _const(x) -> Optional[Value]:
