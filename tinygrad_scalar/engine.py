@@ -2,9 +2,11 @@
 
 Every operation is one `Op`: a value rule `f` and a derivative rule `df` side by side. When an
 operation runs, its node keeps its parents and the local partial derivative along each edge
-(`_prev` and `_local`, stored flat in slots for speed and memory). Backward is then one generic
-loop, `parent.grad += local * node.grad`, and every other feature (forward mode, edge labels,
-path sums, narration, replay) reads the same edges through `_prev`, `_local` or `edges()`.
+(stored flat in slots for speed and memory; read them as `parents` and `edges()`). Backward is
+then one generic loop, `parent.grad += local * node.grad`, and every other feature (forward mode,
+edge labels, path sums, narration, the transforms) reads the same edges through `edges()` and the
+engine's two sweeps, `reverse_sweep` and `forward_sweep`. No derivative is ever computed toward a
+constant (a Python number in an expression): `edges()` gives None there.
 
 Derivative rules are written with operators and the dispatching functions below (`exp`, `log`,
 ...), so the same rule works on floats (the fast path) and on Values (`create_graph=True`, where
