@@ -735,6 +735,10 @@ def test_squared_error_below_the_target_shows_no_nan_anywhere():
     assert table.forward == table.reverse == pytest.approx(2 * (0.2 - 1.0))
     loss.backward()
     assert p.grad == pytest.approx(-1.6) and const.grad == 0.0
+    pytest.importorskip("graphviz")
+    from tinygrad_scalar.viz import draw_dot
+    src = draw_dot(loss, edge_labels=True).source
+    assert "nan" not in src and src.count("label=") > 0
 
 
 def test_derivative_toward_a_value_exponent_keeps_torch_conventions():

@@ -441,7 +441,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if v._a is None:
             continue
         into_box = box[i] is not None
-        for p, d in zip(v._prev, v._local):
+        for p, d in v.edges():  # d is None toward a constant: no derivative, no label
             j = index[p]
             hot = (p, v) in hi_edges
             if into_box:  # no single local derivative for an edge into a whole neuron
@@ -450,7 +450,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
                     box_edges[key] = box_edges.get(key, False) or hot
                 continue
             attrs = dict(_HIGHLIGHT_EDGE) if hot else {}
-            if edge_labels:
+            if edge_labels and d is not None:
                 attrs["label"] = format_number(d, precision)
             g.edge(name(j), f"n{i}op", **attrs)
         if not into_box:
