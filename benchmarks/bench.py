@@ -9,6 +9,7 @@
 (b) a deep chain y = y * c: time per node (build + backward) at 1e4 and 1e6 nodes (long-lived
     heap frozen with gc.freeze(), so the collection after each run walks only the run's objects).
 (c) bytes per node of a 200,000-node graph (tracemalloc), for the MLP graph and for the chain.
+(d) the public Value.sum of 17 Values (a neuron's sum) against the engine's node builder nary.
 
 Machines are shared and noisy: read the ratios measured in the same run, not absolute times.
 """
@@ -176,6 +177,20 @@ def bench_memory() -> dict:
     return out
 
 
+def bench_sum(repeats: int) -> dict:
+    """Value.sum (public, checks its arguments) against engine.nary (no checks): per call."""
+    import timeit
+    from tinygrad_scalar.engine import SUM, nary
+    vs = tuple(Value(float(i)) for i in range(17))
+    n = 20_000
+    pub, raw = [], []
+    for _ in range(repeats):  # interleaved
+        pub.append(timeit.timeit(lambda: Value.sum(vs), number=n) / n)
+        raw.append(timeit.timeit(lambda: nary(SUM, vs), number=n) / n)
+    p, r = statistics.median(pub), statistics.median(raw)
+    return {"sum_ns": p * 1e9, "nary_ns": r * 1e9, "ratio": p / r}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -205,6 +220,10 @@ def main() -> None:
         print(f"    {kind:5s}: micrograd {c[f'micrograd_{kind}_bytes_per_node']:6.0f} "
               f"({c[f'micrograd_{kind}_nodes']} nodes)   tinygrad_scalar "
               f"{c[f'ours_{kind}_bytes_per_node']:6.0f} ({c[f'ours_{kind}_nodes']} nodes)")
+    d = bench_sum(reps)
+    print("(d) Value.sum of 17 Values against the node builder engine.nary, per call")
+    print(f"    Value.sum {d['sum_ns']:.0f} ns   nary {d['nary_ns']:.0f} ns   "
+          f"ratio {d['ratio']:.2f}")
 
 
 if __name__ == "__main__":

@@ -361,3 +361,35 @@ def test_op_function_wraps_builtins_too():
         OpFunction("tanh")
     with pytest.raises(TypeError, match="tanh needs Values or real numbers"):
         tanh("x")
+
+
+def test_define_op_is_atomic_across_threads(monkeypatch):
+    import threading
+    import time
+    slow = custom._signature
+
+    def slow_signature(f):  # widens the window between "is the name free?" and "register"
+        time.sleep(0.01)
+        return slow(f)
+    monkeypatch.setattr(custom, "_signature", slow_signature)
+    for attempt in range(5):
+        name = f"raced_op_{attempt}"
+        barrier = threading.Barrier(8)
+        results: list = []
+
+        def define(k):
+            barrier.wait()
+            try:
+                define_op(name, lambda x, k=k: x * k, lambda x, out, k=k: float(k), verify=False)
+                results.append(("ok", k))
+            except ValueError as e:
+                results.append(("refused", str(e)))
+        threads = [threading.Thread(target=define, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [k for kind, k in results if kind == "ok"]
+        assert len(winners) == 1, results            # exactly one definition wins
+        assert all("already defined" in m for kind, m in results if kind == "refused")
+        assert OPS[name].f(2.0) == 2.0 * winners[0]  # and it is the one registered

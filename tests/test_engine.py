@@ -120,7 +120,7 @@ def test_n_ary_sum():
     s = Value.sum([a, b, a, 3])
     s.backward()
     assert s.data == 4.0 and a.grad == 2.0 and b.grad == 1.0
-    assert len(s._prev) == 4 and s._local == (1.0,) * 4
+    assert len(s.parents) == 4 and [d for _, d in s.edges()] == [1.0, 1.0, 1.0, None]
     with pytest.raises(TypeError, match="at least one"):
         Value.sum([])
 
@@ -295,7 +295,8 @@ def test_repr_comparisons_identity():
     assert v != w and v == v and len({v, w}) == 2 and {v: 1}[v] == 1
     assert (v <= w, v < w, v >= w, v > 1, v < 3.0) == (True, False, True, True, True)
     assert isinstance(v > w, bool)
-    assert float(v) == 2.0
+    with no_grad():
+        assert float(v) == 2.0
 
 
 @pytest.mark.parametrize("other", ["a", None, [1.0]])
@@ -485,3 +486,201 @@ def test_create_graph_inside_no_grad_still_builds_the_gradient_graph():
 
 def test_relu_of_nan_is_nan_as_in_pytorch():
     assert math.isnan(Value(math.nan).relu().data)
+
+
+# -- implicit conversions of a recorded Value (issue 12 §1, §4) ---------------------------------
+
+@pytest.mark.parametrize("convert, fix", [
+    (float, "x.item"), (int, "x.item"), (math.exp, "x.exp()"), (math.sin, "x.sin()"),
+    (np.float64, "x.data"), (np.exp, r"v\.exp\(\)"), (np.tanh, r"v\.tanh\(\)"),
+    (lambda v: np.array([v], dtype=float), "x.data"),
+])
+def test_implicit_conversion_of_a_recorded_value_is_refused_and_names_the_fix(convert, fix):
+    x = Value(1.0)
+    with pytest.raises(TypeError, match=fix):
+        convert(x)
+
+
+def test_math_exp_times_x_no_longer_silently_loses_gradient():
+    x = Value(1.0)
+    with pytest.raises(TypeError, match="cut the graph"):
+        math.exp(x) * x
+    y = x.exp() * x            # the fix the message names gives the full derivative
+    y.backward()
+    assert x.grad == pytest.approx(2 * math.e)
+
+
+def test_explicit_reads_and_no_grad_conversions_keep_working():
+    x = Value(2.5)
+    assert x.item() == 2.5 and type(x.item()) is float
+    assert f"{x:.3f}" == "2.500" and format(x, ".1e") == "2.5e+00"
+    assert f"{x}" == repr(x) == str(x)
+    with no_grad():
+        assert float(x) == 2.5 and int(x) == 2 and math.exp(x) == math.exp(2.5)
+        assert np.float64(x) == 2.5
+    assert float(Value.constant(1.5)) == 1.5       # a constant is a number anyway
+
+
+def test_numpy_scalars_still_combine_with_values_and_are_recorded():
+    x = Value(3.0)
+    for y, want in ((np.float64(2) * x, 6.0), (np.float32(2) - x, -1.0), (np.int64(2) + x, 5.0),
+                    (np.float64(2) / x, 2 / 3), (np.float64(2) ** x, 8.0)):
+        assert isinstance(y, Value) and y.data == pytest.approx(want) and not y.is_leaf
+    assert (np.float64(2) < x) is True or (np.float64(2) < x) == True  # noqa: E712
+    with pytest.raises(TypeError, match="does not broadcast"):
+        np.ones(3) * x
+
+
+def test_grad_none_counts_as_zero_in_backward():
+    x = Value(3.0)
+    x.grad = None              # as PyTorch's zero_grad(set_to_none=True)
+    (x * x).backward()
+    assert x.grad == 6.0
+    x.grad = None
+    (x * x).backward(create_graph=True)
+    assert x.grad == 6.0 and x.grad_value.data == 6.0
+
+
+def test_the_lectures_manual_backward_step():
+    a, b = Value(2.0), Value(-3.0)
+    c = a * b
+    o = c.tanh()
+    o.grad = 1.0
+    o._backward()              # one step: o passes its gradient into c only
+    assert c.grad == pytest.approx(1 - math.tanh(-6.0) ** 2) and a.grad == 0.0
+    c._backward()
+    assert a.grad == pytest.approx(c.grad * -3.0) and b.grad == pytest.approx(c.grad * 2.0)
+    a.grad = b.grad = 0.0
+    ref = a * b
+    ref.tanh().backward()
+    assert (a.grad, b.grad) == (pytest.approx(c.grad * -3.0), pytest.approx(c.grad * 2.0))
+
+
+# -- numeric edge cases (issue 13 §3) ------------------------------------------------------------
+
+def _pow_grads(a, b):
+    x, y = Value(a), Value(b)
+    out = x ** y
+    out.backward()
+    return out.data, x.grad, y.grad
+
+
+@pytest.mark.parametrize("a, b", [(-0.5, math.inf), (-2.0, math.nan), (-2.0, math.inf),
+                                  (-0.5, -math.inf)])
+def test_pow_with_non_finite_exponent_follows_ieee_and_torch(a, b):
+    torch = pytest.importorskip("torch")
+    ta = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    ty = ta ** tb
+    ty.backward()
+    want = (ty.item(), ta.grad.item(), tb.grad.item())
+    got = _pow_grads(a, b)
+    for g, w in zip(got, want):
+        assert (math.isnan(g) and math.isnan(w)) or g == w
+
+
+def test_pow_errors_name_pow_and_its_operands():
+    with pytest.raises(ValueError, match=r"-2\.0 \*\* 0\.5"):
+        Value(-2.0) ** 0.5
+    with pytest.raises(ZeroDivisionError, match=r"0 \*\* -inf"):
+        Value(0.0) ** -math.inf
+
+
+def test_pow_slope_at_tiny_bases_is_finite_where_the_truth_is():
+    mpmath = pytest.importorskip("mpmath")
+    x = Value(1e-310)
+    (x ** 0).backward()
+    assert x.grad == 0.0                                 # d/dx x**0 = 0, not inf
+    for a, b in ((5e-324, 5e-324), (1e-310, 1e-10), (1e-300, 1e-3)):
+        _, da, _ = _pow_grads(a, b)
+        want = float(mpmath.mpf(b) * mpmath.mpf(a) ** (mpmath.mpf(b) - 1))
+        assert da == pytest.approx(want, rel=1e-12)
+    _, da, _ = _pow_grads(1e-310, -0.99)                # truly beyond a float: -inf
+    assert da == -math.inf
+
+
+def test_sum_behaves_the_same_at_every_size():
+    for zeros in (0, 62, 63, 1000):
+        s = Value.sum([Value(math.inf), Value(-math.inf)] + [Value(0.0)] * zeros)
+        assert math.isnan(s.data)                        # IEEE: inf + -inf is nan, never an error
+    for n in (3, 100):
+        with pytest.raises(OverflowError, match="sum"):
+            Value.sum([Value(1e308)] * n)
+
+
+def test_error_messages_stay_short_for_huge_operand_lists():
+    with pytest.raises(OverflowError) as e:
+        Value.sum([Value(1e308)] * 100_000)
+    assert len(str(e.value)) < 300 and "100000 operands" in str(e.value)
+
+
+def test_relu_in_its_flat_part_passes_zero_even_from_an_infinite_gradient():
+    torch = pytest.importorskip("torch")
+    x = Value(-1.0)
+    x.relu().sqrt().backward()                           # sqrt'(0) = inf times relu'(-1) = 0
+    tx = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
+    tx.relu().sqrt().backward()
+    assert x.grad == tx.grad.item() == 0.0
+    from tinygrad_scalar.functional import grad
+    assert grad(lambda t: t.relu().sqrt())(-1.0) == 0.0  # the transforms share the rule
+    w = Value(-1.0)
+    w.relu().sqrt().backward(create_graph=True)          # and so does create_graph
+    assert w.grad == 0.0 and w.grad_value.data == 0.0
+    from tinygrad_scalar.teach import narrate
+    assert narrate(Value(-1.0).relu().sqrt()).leaves()[0][1] == 0.0
+    z = Value(0.0)
+    (z ** 2).sqrt().backward()                           # d|z|/dz at 0 has no value: nan, as torch
+    assert math.isnan(z.grad)
+
+
+def test_relu_of_nan_and_sqrt_of_minus_zero_conventions():
+    x = Value(math.nan)
+    x.relu().backward()
+    assert math.isnan(x.grad)          # nan in, nan out (torch passes 1: an artefact)
+    z = Value(-0.0)
+    z.sqrt().backward()
+    assert z.grad == math.inf          # -0.0 is zero: sqrt's slope from the right (torch: -inf)
+
+
+# -- no derivative toward a constant (issue 12 §2) -----------------------------------------------
+
+def test_squared_error_below_the_target_shows_no_nan_anywhere():
+    from tinygrad_scalar.teach import forward_mode, narrate
+    p = Value(0.2, "p")
+    loss = (p - 1.0) ** 2                     # the everyday squared error with p < t
+    (base, d_base), (const, d_const) = loss.edges()
+    assert const.is_constant and d_const is None            # never computed, never shown
+    assert d_base == pytest.approx(2 * (0.2 - 1.0))
+    assert [d for _, d in loss.parents[0].edges()] == [1.0, None]
+    text = narrate(loss).to_text()
+    assert "nan" not in text and "nan" not in narrate(loss)._repr_html_()
+    table = forward_mode(loss, "p")
+    assert "nan" not in table.to_text() and "nan" not in str(table.to_dict())
+    assert table.forward == table.reverse == pytest.approx(2 * (0.2 - 1.0))
+    loss.backward()
+    assert p.grad == pytest.approx(-1.6) and const.grad == 0.0
+    pytest.importorskip("graphviz")
+    from tinygrad_scalar.viz import draw_dot
+    src = draw_dot(loss, edge_labels=True).source
+    assert "nan" not in src and src.count("label=") > 0
+
+
+def test_derivative_toward_a_value_exponent_keeps_torch_conventions():
+    x, y = Value(-2.0), Value(2.0)
+    (x ** y).backward()
+    assert x.grad == -4.0 and math.isnan(y.grad)             # as torch: log of a negative base
+    c = Value.constant(2.0)
+    z = Value(-2.0)
+    w = z ** c                                               # an explicit constant: no derivative
+    assert w.edges()[1][1] is None
+    w.backward(create_graph=True)
+    assert z.grad == -4.0 and z.grad_value.data == -4.0
+
+
+def test_constants_made_by_apply_and_sum_get_no_derivative():
+    from tinygrad_scalar.engine import apply
+    x = Value(3.0)
+    v = apply(OPS["mul"], 2.0, x)
+    assert [d for _, d in v.edges()] == [None, 2.0]
+    s = Value.sum([x, 1.0, x])
+    assert [d for _, d in s.edges()] == [1.0, None, 1.0]

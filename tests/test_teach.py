@@ -78,7 +78,8 @@ def test_narrate_lecture_e_exact_records():
             {"input": "d", "local": 3.0, "contribution": 3.0, "before": 0.0, "after": 3.0}]},
         {"step": 2, "node": "d", "op": "+", "data": 2.0, "grad": 3.0, "edges": [
             {"input": "b", "local": 1.0, "contribution": 3.0, "before": 0.0, "after": 3.0},
-            {"input": "n3", "local": 1.0, "contribution": 3.0, "before": 0.0, "after": 3.0}]},
+            {"input": "n3", "local": None, "contribution": None, "before": None,
+             "after": None}]},  # n3 is the constant 1: no derivative toward it
         {"step": 3, "node": "c", "op": "+", "data": 3.0, "grad": 2.0, "edges": [
             {"input": "a", "local": 1.0, "contribution": 2.0, "before": 0.0, "after": 2.0},
             {"input": "b", "local": 1.0, "contribution": 2.0, "before": 3.0, "after": 5.0}]},
@@ -86,7 +87,7 @@ def test_narrate_lecture_e_exact_records():
     # the step objects carry the nodes themselves
     assert n[0].node is nodes["e"] and n[2].edges[1].input is leaves["b"]
     assert n.grads["a"] == 2.0 and n.grads[leaves["b"]] == 5.0
-    assert n.leaves() == [("a", 2.0), ("b", 5.0), ("n3", 3.0)]
+    assert n.leaves() == [("a", 2.0), ("b", 5.0)]  # the constant n3 gets no gradient
 
 
 def test_narrate_lecture_f_exact_records():
@@ -111,7 +112,7 @@ def test_narrate_x_over_x_squared():
     assert y_edges[1]["local"] == pytest.approx(-3 / 81, rel=1e-15)      # d(x/s)/ds = -x/s^2
     assert [e["input"] for e in s_edges] == ["x", "n1"]                  # n1: the constant 2
     assert s_edges[0]["local"] == 6.0                                     # d(x^2)/dx = 2x
-    assert s_edges[1]["local"] == pytest.approx(9 * math.log(3), rel=1e-15)
+    assert s_edges[1]["local"] is None       # toward the constant 2: never computed, none shown
     assert s_edges[0]["before"] == y_edges[0]["after"]                    # x's two += in order
     assert s_edges[0]["after"] == pytest.approx(-1 / 9, rel=1e-14)        # d(1/x)/dx at 3
 
@@ -348,14 +349,14 @@ def test_forward_mode_matches_finite_differences_for_every_node(fn, xs):
         root.backward()
         assert table.reverse == leaves[wrt].grad       # reverse mode is backward's numbers
         for v in topological_order(root):
-            assert table.adjoints[v] == v.grad
+            assert table.adjoints[v] == (None if v.is_constant else v.grad)
 
 
 def test_forward_table_text_html_dict():
     leaves, nodes = build(lecture_e, a=2.0, b=1.0)
     t = forward_mode(nodes["e"], "b")
     assert t.tangents.by_name() == {"a": 0.0, "b": 1.0, "c": 1.0, "n3": 0.0, "d": 1.0, "e": 5.0}
-    assert t.adjoints.by_name() == {"a": 2.0, "b": 5.0, "c": 2.0, "n3": 3.0, "d": 3.0, "e": 1.0}
+    assert t.adjoints.by_name() == {"a": 2.0, "b": 5.0, "c": 2.0, "n3": None, "d": 3.0, "e": 1.0}
     d = t.to_dict()
     assert d["forward"] == d["reverse"] == 5.0 and [r["node"] for r in d["rows"]] == [
         "a", "b", "c", "n3", "d", "e"]

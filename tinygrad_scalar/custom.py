@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import engine
@@ -32,6 +33,7 @@ from .engine import OPS, Op, Value, apply
 __all__ = ["define_op", "custom_op", "OpFunction", "DefinitionError"]
 
 _CUSTOM: set = set()  # names of operations defined here (only these may be replaced)
+_REGISTRY_LOCK = threading.Lock()  # define_op's "is the name free?" and "register" are one step
 _ATTEMPTS = 10  # inconclusive checks (kinks, domain edges) tried again on the next uses
 _CHECKED = 6  # inputs verified per check (keeps the one-off cost small for wide n-ary ops)
 
@@ -164,7 +166,16 @@ class _Rules:
     def _rule(self, args: tuple) -> tuple:
         """df at (*xs, out), normalised to a tuple with one entry per input and checked."""
         n = len(args) - 1
-        r = self.raw_df(*args) if self.takes_out else self.raw_df(*args[:-1])
+        try:
+            r = self.raw_df(*args) if self.takes_out else self.raw_df(*args[:-1])
+        except TypeError as e:
+            if not any(isinstance(a, Value) for a in args):
+                raise
+            # math.cos(x) and the like on a Value: the engine refuses the conversion
+            raise DefinitionError(
+                f"operation {self.name!r}: df fails on Values, as create_graph=True and "
+                f"grad(grad(...)) apply it (write it with tinygrad_scalar.engine's exp, log, "
+                f"cos, ... instead of math.*): {e}") from e
         if isinstance(r, (tuple, list)):
             if len(r) != n:
                 raise ValueError(f"operation {self.name!r}: df must return one derivative per "
@@ -270,6 +281,8 @@ class _Rules:
         for k, d in enumerate(r[:m]):
             got = reverse([(d, 1.0)], list(xs)) if isinstance(d, Value) else [0.0] * len(xs)
             for j in range(m):
+                if xs[j].is_constant:  # no derivative is ever taken toward a constant
+                    continue
                 self._compare(f"the second derivative d(df[{k}])/d x{j} through the graph df "
                               "builds on Values", got[j], expected[k][j], fx)
         self.value_tries = 0
@@ -296,13 +309,7 @@ def define_op(name: str, f: Callable[..., float], df: Callable[..., Any],
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"an operation name must be a Python identifier such as 'softplus', got "
                          f"{name!r}")
-    if name in OPS or name == engine.CONST.name:
-        if name not in _CUSTOM:
-            raise ValueError(f"an operation named {name!r} already exists (built in); choose "
-                             "another name")
-        if not replace:
-            raise ValueError(f"an operation named {name!r} is already defined; choose another "
-                             "name or pass replace=True to redefine it")
+    _check_free(name, replace)
     for what, fn in (("f", f), ("df", df)):
         if not callable(fn):
             raise TypeError(f"operation {name!r}: {what} must be a function, got "
@@ -329,9 +336,21 @@ def define_op(name: str, f: Callable[..., float], df: Callable[..., Any],
     rules = _Rules(name, f, df, _takes_out(name, df, arity), verify)
     op = Op(name, symbol, arity, rules.f, rules.df, check,
             doc or (getattr(f, "__doc__", None) or "").strip())
-    OPS[name] = op
-    _CUSTOM.add(name)
+    with _REGISTRY_LOCK:  # check and register as one step: two threads cannot both succeed
+        _check_free(name, replace)
+        OPS[name] = op
+        _CUSTOM.add(name)
     return OpFunction(op)
+
+
+def _check_free(name: str, replace: bool) -> None:
+    if name in OPS or name == engine.CONST.name:
+        if name not in _CUSTOM:
+            raise ValueError(f"an operation named {name!r} already exists (built in); choose "
+                             "another name")
+        if not replace:
+            raise ValueError(f"an operation named {name!r} is already defined; choose another "
+                             "name or pass replace=True to redefine it")
 
 
 def custom_op(df: Callable[..., Any], *, name: Optional[str] = None, arity: Optional[int] = None,

@@ -2,9 +2,11 @@
 
 Every operation is one `Op`: a value rule `f` and a derivative rule `df` side by side. When an
 operation runs, its node keeps its parents and the local partial derivative along each edge
-(`_prev` and `_local`, stored flat in slots for speed and memory). Backward is then one generic
-loop, `parent.grad += local * node.grad`, and every other feature (forward mode, edge labels,
-path sums, narration, replay) reads the same edges through `_prev`, `_local` or `edges()`.
+(stored flat in slots for speed and memory; read them as `parents` and `edges()`). Backward is
+then one generic loop, `parent.grad += local * node.grad`, and every other feature (forward mode,
+edge labels, path sums, narration, the transforms) reads the same edges through `edges()` and the
+engine's two sweeps, `reverse_sweep` and `forward_sweep`. No derivative is ever computed toward a
+constant (a Python number in an expression): `edges()` gives None there.
 
 Derivative rules are written with operators and the dispatching functions below (`exp`, `log`,
 ...), so the same rule works on floats (the fast path) and on Values (`create_graph=True`, where
@@ -16,6 +18,7 @@ import contextvars
 import copy
 import math
 import numbers
+import operator
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Optional, Union
 
@@ -112,7 +115,7 @@ def _check_div(a, b):
 def _check_pow(a, b):
     if a == 0.0 and b < 0.0:
         raise ZeroDivisionError(f"0 ** {b!r}: zero cannot be raised to a negative power")
-    if a < 0.0 and b != int(b):
+    if a < 0.0 and -INF < b < INF and b != int(b):  # inf, nan exponents: IEEE's number
         raise ValueError(f"{a!r} ** {b!r}: a negative base needs an integer exponent "
                          "(the result would be complex)")
 
@@ -125,12 +128,28 @@ def _num(x) -> float:
 def _pow_dbase(a, b, out):
     # b * a**(b-1); at a == 0 with b < 1 the slope is infinite (0 for b == 0)
     fa, fb = _num(a), _num(b)
+    if fb == 0.0 and type(b) is float:  # a ** 0 == 1 for every a: flat, even where 1/a overflows
+        return 0.0
     if fa == 0.0 and fb < 1.0:
         return 0.0 if fb == 0.0 else INF
     try:
         return b * a ** (b - 1)
-    except OverflowError:  # a finite power whose slope is too steep for a float: +-inf
-        return math.copysign(INF, fb * math.copysign(1.0, fa) ** (fb - 1))
+    except OverflowError:  # a ** (b-1) is too large for a float, b * a ** (b-1) may not be
+        return _pow_dbase_wide(fa, fb, _num(out))
+
+
+def _pow_dbase_wide(a: float, b: float, out: float) -> float:
+    """b * a**(b-1) where a**(b-1) overflows: as (b / a) * a**b, or through logarithms."""
+    if b == 0.0:
+        return 0.0
+    d = (b / a) * out
+    if d != 0.0 and -INF < d < INF:
+        return d
+    sign = math.copysign(1.0, b * math.copysign(1.0, a) ** (b - 1))
+    try:
+        return sign * math.exp(math.log(abs(b)) + (b - 1.0) * math.log(abs(a)))
+    except OverflowError:  # truly too steep for a float
+        return sign * INF
 
 
 def _pow_dexp(a, b, out):
@@ -171,7 +190,12 @@ def _ones(n: int) -> tuple:
 
 
 def _sum_f(*xs):
-    return math.fsum(xs) if len(xs) > 64 else sum(xs, 0.0)
+    if len(xs) <= 64:
+        return sum(xs, 0.0)
+    try:
+        return math.fsum(xs)  # exactly rounded: long sums (a mean of many losses) stay accurate
+    except ValueError:  # inf + -inf: nan, as IEEE addition (and so every shorter sum) gives
+        return sum(xs, 0.0)
 
 
 # The table. Each line: the value, then the local derivative of the output along each input edge.
@@ -185,7 +209,7 @@ POW = _register(Op("pow", "**", 2, lambda a, b: a ** b,
 NEG = _register(Op("neg", "neg", 1, lambda a: -a, lambda a, out: _MINUS_ONE))
 ABS = _register(Op("abs", "abs", 1, abs, lambda a, out: (_sign(a),)))
 RELU = _register(Op("relu", "relu", 1, lambda a: 0.0 if a <= 0.0 else a,  # relu(nan) is nan
-                    lambda a, out: _ONE if a > 0.0 else (0.0,)))
+                    lambda a, out: _ONE if a > 0.0 else (0.0,) if a <= 0.0 else (a,)))
 TANH = _register(Op("tanh", "tanh", 1, math.tanh, lambda a, out: (1.0 - out * out,)))
 SIGMOID = _register(Op("sigmoid", "sigmoid", 1, _sigmoid, lambda a, out: (out * (1.0 - out),)))
 EXP = _register(Op("exp", "exp", 1, math.exp, lambda a, out: (out,)))
@@ -200,10 +224,6 @@ SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1)))
 # Recording on or off: a context variable, so no_grad is per thread and per asyncio task.
 
 _recording = contextvars.ContextVar("tinygrad_scalar_recording", default=True)
-# Called with the Value on float(value) when set: the function transforms use it to refuse
-# math.sin(x) and the like, which would turn x into a plain number and cut the graph.
-_float_hook: contextvars.ContextVar = contextvars.ContextVar("tinygrad_scalar_float_hook",
-                                                            default=None)
 
 
 @contextmanager
@@ -216,7 +236,19 @@ def no_grad() -> Iterator[None]:
         _recording.reset(token)
 
 
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Inside, operations record their parents again, even within no_grad() (what the function
+    transforms and the static tracer need around the user's function)."""
+    token = _recording.set(True)
+    try:
+        yield
+    finally:
+        _recording.reset(token)
+
+
 def is_grad_enabled() -> bool:
+    """Whether operations record their parents now (False inside no_grad())."""
     return _recording.get()
 
 
@@ -258,7 +290,6 @@ class Value:
     """
 
     __slots__ = ("data", "grad", "label", "_fn", "_a", "_b", "_da", "_db", "_gv")
-    __array_ufunc__ = None  # numpy scalars defer to us: np.float64(2) * Value(3) is a Value
 
     def __init__(self, data: Number, label: str = ""):
         self.data = _as_float(data)
@@ -289,9 +320,18 @@ class Value:
             return (self._da,)
         return self._da if b is MANY else (self._da, self._db)
 
-    def edges(self) -> list[tuple["Value", float]]:
-        """(parent, local derivative) for each input edge."""
-        return list(zip(self._prev, self._local))
+    @property
+    def parents(self) -> tuple:
+        """The inputs this node was made from, in argument order (`a + a` lists a twice); ()
+        for a leaf."""
+        return self._prev
+
+    def edges(self) -> list[tuple["Value", Optional[float]]]:
+        """(parent, local derivative d self / d parent) for each input edge, in argument order.
+
+        The local derivative toward a constant (a Python number that entered the graph, as the
+        2 in `x ** 2`) is None: it is never needed, so it is never computed or shown."""
+        return [(p, None if p._fn is CONST else d) for p, d in zip(self._prev, self._local)]
 
     @property
     def _op(self) -> str:
@@ -329,55 +369,60 @@ class Value:
             other = _const(other)
             if other is None:
                 return NotImplemented
+            return _binary_k(ADD, self, other, 1)
         return _binary(ADD, self, other)
 
     def __radd__(self, other):
         other = _const(other)
-        return NotImplemented if other is None else _binary(ADD, other, self)
+        return NotImplemented if other is None else _binary_k(ADD, other, self, 0)
 
     def __sub__(self, other):
         if not isinstance(other, Value):
             other = _const(other)
             if other is None:
                 return NotImplemented
+            return _binary_k(SUB, self, other, 1)
         return _binary(SUB, self, other)
 
     def __rsub__(self, other):
         other = _const(other)
-        return NotImplemented if other is None else _binary(SUB, other, self)
+        return NotImplemented if other is None else _binary_k(SUB, other, self, 0)
 
     def __mul__(self, other):
         if not isinstance(other, Value):
             other = _const(other)
             if other is None:
                 return NotImplemented
+            return _binary_k(MUL, self, other, 1)
         return _binary(MUL, self, other)
 
     def __rmul__(self, other):
         other = _const(other)
-        return NotImplemented if other is None else _binary(MUL, other, self)
+        return NotImplemented if other is None else _binary_k(MUL, other, self, 0)
 
     def __truediv__(self, other):
         if not isinstance(other, Value):
             other = _const(other)
             if other is None:
                 return NotImplemented
+            return _binary_k(DIV, self, other, 1)
         return _binary(DIV, self, other)
 
     def __rtruediv__(self, other):
         other = _const(other)
-        return NotImplemented if other is None else _binary(DIV, other, self)
+        return NotImplemented if other is None else _binary_k(DIV, other, self, 0)
 
     def __pow__(self, other):
         if not isinstance(other, Value):
             other = _const(other)
             if other is None:
                 return NotImplemented
+            return _binary_k(POW, self, other, 1, _pow_base_only)
         return _binary(POW, self, other)
 
     def __rpow__(self, other):
         other = _const(other)
-        return NotImplemented if other is None else _binary(POW, other, self)
+        return NotImplemented if other is None else _binary_k(POW, other, self, 0)
 
     def __neg__(self):
         return _unary(NEG, self)
@@ -418,13 +463,17 @@ class Value:
 
     @staticmethod
     def sum(values: Iterable) -> "Value":
-        """One n-ary sum node (every edge's local derivative is 1): cheaper than a chain of +."""
-        try:
-            values = tuple(values)
-        except TypeError:
-            raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
-                            f"{type(values).__name__}: {values!r}") from None
-        return apply(SUM, *values)
+        """One n-ary sum node (every edge's local derivative is 1): cheaper than a chain of +.
+        Numbers among the values become constants. When every entry is a Value this is the
+        engine's fastest way to add many terms (no per-term checks beyond the type)."""
+        if type(values) is not tuple:
+            try:
+                values = tuple(values)
+            except TypeError:
+                raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
+                                f"{type(values).__name__}: {_short(values)}") from None
+        v = _sum_of_values(values) if values else None
+        return apply(SUM, *values) if v is None else v
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)
@@ -456,11 +505,39 @@ class Value:
     __ne__ = object.__ne__
     __hash__ = object.__hash__
 
-    def __float__(self) -> float:
-        hook = _float_hook.get()
-        if hook is not None:
-            hook(self)
+    # -- reading the number: explicit reads always work, implicit conversions only when safe ----
+    def item(self) -> float:
+        """The number itself (PyTorch's name; the same as `.data`): a constant for the graph."""
         return self.data
+
+    def __float__(self) -> float:
+        if self._fn is CONST or not _recording.get():
+            return self.data
+        raise _conversion_error(self, "float()")
+
+    def __int__(self) -> int:
+        if self._fn is CONST or not _recording.get():
+            return int(self.data)
+        raise _conversion_error(self, "int()")
+
+    def __format__(self, spec: str) -> str:
+        """f"{v:.3f}" formats the number (an explicit read); f"{v}" is the repr."""
+        return format(self.data, spec) if spec else repr(self)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy calls this for np.exp(v) and for np.float64(2) * v. Arithmetic with numbers
+        runs as the Value's own operators (so it is recorded); anything else would turn the
+        Value into a plain number, so it is refused with the Value method to use instead."""
+        fn = _NUMPY_OPERATORS.get(ufunc.__name__) if method == "__call__" else None
+        if fn is not None and not kwargs and len(inputs) == 2:
+            out = fn(*inputs)
+            if out is not NotImplemented:
+                return out
+            kinds = " and ".join(type(x).__name__ for x in inputs)
+            raise TypeError(f"numpy's {ufunc.__name__} of {kinds}"
+                            ": a Value is one scalar and does not broadcast over arrays; combine "
+                            "it with numbers one at a time (a list comprehension)")
+        raise _ufunc_error(ufunc, method, inputs)
 
     def __bool__(self) -> bool:  # as a PyTorch scalar: false exactly when zero
         return self.data != 0.0
@@ -488,10 +565,13 @@ class Value:
             if v._a is not None:
                 v.grad = 0.0
                 v._gv = None  # interior nodes: this call's gradient only, as for .grad
-            elif create_graph or v._gv is not None:
-                if held is None:
-                    held = []
-                held.append((v, v.grad))
+            else:
+                if v.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
+                    v.grad = 0.0
+                if create_graph or v._gv is not None:
+                    if held is None:
+                        held = []
+                    held.append((v, v.grad))
         self.grad = g0 if self._a is not None else self.grad + g0
         for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
             a = v._a
@@ -500,7 +580,9 @@ class Value:
             g = v.grad
             b = v._b
             if b is None:
-                a.grad += v._da * g
+                d = v._da
+                if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                    a.grad += d * g
             elif b is MANY:
                 for p, d in zip(a, v._da):
                     p.grad += d * g
@@ -511,6 +593,20 @@ class Value:
             _backward_graph(self, topo, g0, held)
         elif held:
             _follow_grads(held)
+
+    def backward_step(self) -> None:
+        """One step of the backward loop, by hand: pass this node's .grad into its parents once
+        (`parent.grad += local * self.grad` per edge), as micrograd's `o._backward()` does in
+        the lecture. Nothing is zeroed first; a .grad of None counts as zero."""
+        g = self.grad
+        if g is None or self._a is None:
+            return
+        mask = self._fn is RELU
+        for p, d in zip(self._prev, self._local):
+            if p._fn is not CONST and not (mask and d == 0.0):  # as backward() passes them
+                p.grad = (0.0 if p.grad is None else p.grad) + d * g
+
+    _backward = backward_step  # micrograd's name, so the lecture's manual steps run unchanged
 
     def zero_grad(self) -> None:
         """Zero .grad (and grad_value) of every node below and including self."""
@@ -558,8 +654,74 @@ class Value:
 CONST = Op("const", "", 0, None, None, doc="a Python number that entered the graph")
 
 
-def _call(op: Op, xs: tuple) -> str:
-    return f"{op.name}({', '.join(map(repr, xs))})"
+# Implicit conversions. A Value "is being recorded" when recording is on (outside no_grad) and it
+# is not a constant: then float(v), int(v), math.exp(v) or np.float64(v) would hand back a plain
+# number that the graph cannot see, and `math.exp(x) * x` would silently lose the exp's part of
+# the gradient. That is refused, leaves included (the silent cut happens at leaves too); explicit
+# reads (.data, .item(), format specs) and no_grad() always give the number.
+
+def _conversion_error(v: Value, how: str) -> TypeError:
+    return TypeError(
+        f"{how} of a Value that is being recorded ({_short(v)}) would give a plain number and "
+        "silently cut the graph (math.exp(x) * x would lose the exp's part of the gradient). "
+        "For math on it use the Value's methods: x.exp(), x.log(), x.sin(), x.tanh(), ... (or "
+        "tinygrad_scalar.engine's exp, log, ...); for the number itself write x.data or "
+        "x.item() (then it is a constant), or compute inside no_grad()")
+
+
+def _ufunc_error(ufunc, method: str, inputs: tuple) -> TypeError:
+    name = getattr(ufunc, "__name__", str(ufunc))
+    meth = {"absolute": "abs(v)", "negative": "-v", "exp": "v.exp()", "log": "v.log()",
+            "sqrt": "v.sqrt()", "sin": "v.sin()", "cos": "v.cos()", "tanh": "v.tanh()",
+            "square": "v ** 2", "power": "v ** y"}.get(name)
+    fix = f"write {meth} instead" if meth else "use the Value's methods (v.exp(), v.tanh(), ...)"
+    return TypeError(
+        f"numpy's {name}{'' if method == '__call__' else '.' + method} cannot take a Value: it "
+        f"would compute on plain numbers and cut the graph. For a Value v, {fix}; for the "
+        "number itself use v.data or v.item()")
+
+
+def _plain(x):
+    """A Value, or a numpy scalar / 0-d array as a Python number; None for anything else."""
+    if isinstance(x, Value):
+        return x
+    if getattr(x, "shape", None) == () and hasattr(x, "item"):
+        x = x.item()
+    return x if isinstance(x, numbers.Real) else None
+
+
+def _numpy_scalar_op(op):
+    def run(x, y):
+        x, y = _plain(x), _plain(y)  # Python numbers, so numpy is not asked again
+        return NotImplemented if x is None or y is None else op(x, y)
+    return run
+
+
+_NUMPY_OPERATORS = {name: _numpy_scalar_op(op) for name, op in (
+    ("add", operator.add), ("subtract", operator.sub), ("multiply", operator.mul),
+    ("divide", operator.truediv), ("true_divide", operator.truediv), ("power", operator.pow),
+    ("less", operator.lt), ("less_equal", operator.le), ("greater", operator.gt),
+    ("greater_equal", operator.ge), ("equal", operator.eq), ("not_equal", operator.ne))}
+
+
+def _short(x, limit: int = 120) -> str:
+    """repr(x), cut to a readable length for error messages."""
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit - 20] + f"... ({len(r)} characters)"
+
+
+def call_text(op: Op, xs: tuple) -> str:
+    """op(x1, x2, ...) for an error message; long operand lists are cut (the first few, the
+    count and the non-finite ones, which are usually the reason)."""
+    if len(xs) <= 8:
+        return f"{op.name}({', '.join(map(repr, xs))})"
+    odd = [f"[{i}]={x!r}" for i, x in enumerate(xs) if not -INF < x < INF][:4]
+    shown = ", ".join(map(repr, xs[:5]))
+    extra = f"; non-finite: {', '.join(odd)}" if odd else ""
+    return f"{op.name}({shown}, ... {len(xs)} operands{extra})"
+
+
+_call = call_text  # the old private name, for callers in other modules
 
 
 def _wrap(op: Op, xs: tuple, e: Exception) -> Exception:
@@ -579,6 +741,7 @@ def _finish(v: Value, op: Op, xs: tuple, out: float) -> Value:
 
 
 def _binary(op: Op, a: Value, b: Value) -> Value:
+    """op(a, b) for two Values: a new node (a leaf under no_grad)."""
     x, y = a.data, b.data
     if op.check is not None:
         op.check(x, y)
@@ -598,7 +761,41 @@ def _binary(op: Op, a: Value, b: Value) -> Value:
     return _finish(v, op, (x, y), out)
 
 
+def _binary_k(op: Op, a: Value, b: Value, k: int, df: Optional[Callable] = None) -> Value:
+    """op(a, b) where input k (0 or 1) is a constant just made from a Python number. The local
+    derivative toward a constant is never needed, so it is not kept: its slot holds 0.0 (the
+    constant's .grad stays 0) and edges() reports None. `df` may replace op.df by a rule that
+    skips that derivative altogether (pow with a constant exponent: no log of a negative base)."""
+    x, y = a.data, b.data
+    if op.check is not None:
+        op.check(x, y)
+    v = _new(Value)
+    try:
+        v.data = out = op.f(x, y)
+        if _recording.get():
+            if k:
+                v._da = (op.df if df is None else df)(x, y, out)[0]
+                v._db = 0.0
+            else:
+                v._da, v._db = 0.0, op.df(x, y, out)[1]
+            v._a, v._b, v._fn = a, b, op
+        else:
+            v._a = v._b = v._da = v._db = v._fn = None
+    except (ArithmeticError, ValueError) as e:
+        raise _wrap(op, (x, y), e) from None
+    v.grad, v.label, v._gv = 0.0, "", None
+    if -INF < out < INF:
+        return v
+    return _finish(v, op, (x, y), out)
+
+
+def _pow_base_only(a, b, out) -> tuple:
+    """pow's local derivatives when the exponent is a constant: toward the base only."""
+    return (_pow_dbase(a, b, out), None)
+
+
 def _unary(op: Op, a: Value) -> Value:
+    """op(a) for a Value: a new node (a leaf under no_grad)."""
     x = a.data
     if op.check is not None:
         op.check(x)
@@ -619,6 +816,7 @@ def _unary(op: Op, a: Value) -> Value:
 
 
 def _nary(op: Op, args: tuple) -> Value:
+    """op(*args) for a tuple of Values: one node with an edge per argument."""
     xs = tuple(a.data for a in args)
     if op.check is not None:
         op.check(*xs)
@@ -635,6 +833,39 @@ def _nary(op: Op, args: tuple) -> Value:
     if -INF < out < INF:
         return v
     return _finish(v, op, xs, out)
+
+
+# The node builders, public for extensions' hot loops (nn's neurons): op applied to inputs that
+# are already Values, with the op's check and the overflow rule, and nothing else (no numbers,
+# no arity check: apply() and the operators do those). The operators call them too.
+binary = _binary
+unary = _unary
+nary = _nary
+
+
+def _sum_of_values(args: tuple) -> Optional[Value]:
+    """Value.sum's fast path: the SUM node of a tuple of Values, gathering the numbers and
+    checking the types in one loop (faster than nary); None when an entry is not a Value."""
+    xs = []
+    push = xs.append
+    for a in args:
+        if type(a) is not Value:
+            return None
+        push(a.data)
+    op = SUM
+    v = _new(Value)
+    try:
+        v.data = out = op.f(*xs)
+        if _recording.get():
+            v._a, v._b, v._da, v._fn = args, MANY, tuple(op.df(*xs, out)), op
+        else:
+            v._a = v._b = v._da = v._fn = None
+    except (ArithmeticError, ValueError) as e:
+        raise _wrap(op, tuple(xs), e) from None
+    v.grad, v.label, v._db, v._gv = 0.0, "", None, None
+    if -INF < out < INF:
+        return v
+    return _finish(v, op, tuple(xs), out)
 
 
 def _const(x) -> Optional[Value]:
@@ -656,19 +887,34 @@ def apply(op: Op, *args) -> Value:
     if not args:
         raise TypeError(f"{op.name} needs at least one input, got none")
     vals = []
+    made = False
     for a in args:
         if not isinstance(a, Value):
             c = _const(a)
             if c is None:
                 raise TypeError(f"{op.name} needs Values or real numbers, got "
-                                f"{type(a).__name__}: {a!r}")
-            a = c
+                                f"{type(a).__name__}: {_short(a)}")
+            a, made = c, True
         vals.append(a)
     if op.arity == 1:
-        return _unary(op, vals[0])
-    if op.arity == 2:
-        return _binary(op, vals[0], vals[1])
-    return _nary(op, tuple(vals))
+        v = _unary(op, vals[0])
+    elif op.arity == 2:
+        v = _binary(op, vals[0], vals[1])
+    else:
+        v = _nary(op, tuple(vals))
+    if made and v._a is not None:  # no derivative kept toward the constants (see _binary_k)
+        _set_locals(v, tuple(0.0 if p._fn is CONST else d for p, d in zip(v._prev, v._local)))
+    return v
+
+
+def _set_locals(v: Value, local: tuple) -> None:
+    """Replace a node's local derivatives (in the order of its parents)."""
+    if v._b is MANY:
+        v._da = tuple(local)
+    elif v._b is None:
+        (v._da,) = local
+    else:
+        v._da, v._db = local
 
 
 _POST = object()  # on the walk's stack: "the node below me has all its inputs emitted"
@@ -719,11 +965,10 @@ def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
     """Reverse mode on Values: each node's grad_value becomes a differentiable graph.
 
     Recording is on while it runs, even inside no_grad(): the caller asked for a graph."""
-    token, hook = _recording.set(True), _float_hook.set(None)  # rules may read numbers
+    token = _recording.set(True)
     try:
         _backward_graph_recorded(root, topo, g0, held)
     finally:
-        _float_hook.reset(hook)
         _recording.reset(token)
 
 
@@ -740,15 +985,10 @@ def _follow_grads(held: list) -> None:
 
 
 def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> None:
-    gv: dict = {root: Value.constant(g0)}
-    for v in reversed(topo):
-        g = gv.get(v)
-        prev = v._prev
-        if g is None or not prev:
-            continue
-        for p, d in zip(prev, v._fn.df(*prev, v)):
-            c = d * g
-            gv[p] = c if p not in gv else gv[p] + c
+    gv = reverse_sweep(topo, {root: Value.constant(g0)}, graph=True)
+    for v, g in gv.items():
+        if not isinstance(g, Value):  # only zeros passed by flat edges: still a graph
+            gv[v] = Value.constant(g)
     for v in topo:
         if v._a is not None:
             v._gv = gv.get(v)
@@ -761,6 +1001,158 @@ def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> 
             v._gv = base
         else:
             v._gv = g if base is None else base + g
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweeps. One reverse sweep and one forward sweep on private dictionaries: the function
+# transforms, create_graph, narration and the teaching tables all call these (backward() keeps
+# an inlined copy of the float reverse loop on the .grad slots, its hot path). Conventions:
+# - an edge toward a constant carries nothing (no derivative is computed toward a constant);
+# - relu in its flat part (x <= 0) passes nothing, so an inf or nan gradient arriving from
+#   above gives 0 below it, as PyTorch's relu (a mask, not a product) does: sqrt(relu(x)) at
+#   x = -1 has gradient 0. Every other edge multiplies, 0 * inf = nan, as in PyTorch (sqrt(|x|)
+#   at 0 has no derivative, and nan says so).
+
+
+def local_rules(v: Value) -> tuple:
+    """The local derivatives of node v as Values (its op's df applied to its parents and to v
+    itself): differentiable, for create_graph and the nested transforms. None toward a
+    constant, whose derivative is never needed (for pow: no log of the base is taken)."""
+    prev = v._prev
+    fn = v._fn
+    if fn is POW and prev[1]._fn is CONST:
+        return (_pow_dbase(prev[0], prev[1], v), None)
+    return tuple(None if p._fn is CONST else d for p, d in zip(prev, fn.df(*prev, v)))
+
+
+def _mul(d, g):
+    """d * g, skipping an exact float 1.0 on either side (keeps gradient graphs small)."""
+    if type(d) is float and d == 1.0:
+        return g
+    if type(g) is float and g == 1.0:
+        return d
+    return d * g
+
+
+def _total(terms: list):
+    """The sum of gradient terms (one node for many, so gradient graphs stay shallow)."""
+    if len(terms) == 1:
+        return terms[0]
+    if any(isinstance(t, Value) for t in terms):
+        return Value.sum(terms)
+    s = 0.0
+    for t in terms:
+        s += t
+    return s
+
+
+def reverse_sweep(order: list, seeds: dict, *, stop: Optional[Iterable] = None,
+                  graph: bool = False, on_edge: Optional[Callable] = None,
+                  within: Optional[set] = None) -> dict:
+    """Reverse mode on a private dict: the gradient of the seeded roots with respect to every
+    node of `order` (a topological order, inputs first, such as topological_order(root)).
+
+    seeds: {root: cotangent}. Returns a new dict {node: gradient} holding the nodes reached
+    (constants never are). stop: nodes that keep their gradient without passing it on (the
+    inputs of a transform). graph=True applies the derivative rules to Values (local_rules), so
+    the gradients are differentiable Values; otherwise the stored float locals are used and the
+    numbers equal backward()'s bit for bit. on_edge(node, grad, parent, local, contribution,
+    before) is called for every edge (local None toward a constant) as the float sweep passes it:
+    narration records the steps with it. within (graph=True only): the nodes worth a gradient
+    (those the wanted inputs reach); no graph is built toward the others. No .grad is read or
+    written."""
+    stop = set(stop) if stop else None
+    if graph:
+        return _reverse_values(order, seeds, stop, within)
+    grads = dict(seeds)
+    get = grads.get
+    for v in reversed(order):
+        g = get(v)
+        a = v._a
+        if g is None or a is None or (stop is not None and v in stop):
+            continue
+        mask = v._fn is RELU
+        for p, d in zip(v._prev, v._local):
+            if p._fn is CONST:
+                if on_edge is not None:
+                    on_edge(v, g, p, None, None, None)
+                continue
+            before = get(p, 0.0)
+            c = 0.0 if mask and d == 0.0 else d * g
+            grads[p] = before + c
+            if on_edge is not None:
+                on_edge(v, g, p, d, c, before)
+    return grads
+
+
+def _reverse_values(order: list, seeds: dict, stop: Optional[set],
+                    within: Optional[set]) -> dict:
+    """The graph case of reverse_sweep: terms collected per node and summed once."""
+    pending: dict = {}
+    for r, ct in seeds.items():
+        pending[r] = [ct]
+    grads: dict = {}
+    for v in reversed(order):
+        terms = pending.pop(v, None)
+        if terms is None:
+            continue
+        g = grads[v] = _total(terms)
+        if v._a is None or (stop is not None and v in stop):
+            continue
+        mask = v._fn is RELU
+        for p, d in zip(v._prev, local_rules(v)):
+            if d is not None and (within is None or p in within):
+                if mask and type(d) is float and d == 0.0:  # as the float sweep: nothing
+                    pending.setdefault(p, []).append(0.0)      # passes (not 0 * inf = nan)
+                else:
+                    pending.setdefault(p, []).append(_mul(d, g))
+    return grads
+
+
+def forward_sweep(order: list, tangents: dict, *, graph: bool = False) -> dict:
+    """Forward mode on a private dict: tangents pushed from the seeded inputs through every edge
+    of `order` (inputs first). tangents: {input: tangent}; the seeded nodes keep their seed.
+    Returns a new dict holding the nodes that depend on a seeded input (the others have no
+    entry: their tangent is an exact 0, so an infinite local derivative next to an unrelated
+    input never turns into nan). graph=True applies the rules to Values (local_rules)."""
+    tan = dict(tangents)
+    get = tan.get
+    for v in order:
+        a = v._a
+        if a is None or v in tangents:
+            continue
+        if graph:
+            terms, loc = [], None
+            for k, p in enumerate(v._prev):
+                t = get(p)
+                if t is None:
+                    continue
+                if loc is None:
+                    loc = local_rules(v)
+                terms.append(_mul(loc[k], t))
+            if terms:
+                tan[v] = _total(terms)
+            continue
+        b = v._b
+        if b is None:
+            t = get(a)
+            if t is not None:
+                tan[v] = v._da * t
+        elif b is MANY:
+            acc = None
+            for p, d in zip(a, v._da):
+                t = get(p)
+                if t is not None:
+                    acc = d * t if acc is None else acc + d * t
+            if acc is not None:
+                tan[v] = acc
+        else:
+            ta, tb = get(a), get(b)
+            if ta is not None:
+                tan[v] = v._da * ta if tb is None else v._da * ta + v._db * tb
+            elif tb is not None:
+                tan[v] = v._db * tb
+    return tan
 
 
 def _leaf(data: float, grad: float, label: str, constant: bool) -> Value:
@@ -792,8 +1184,20 @@ def _rebuild(records: list) -> Value:
     return nodes[-1]
 
 
+def node(op: Op, parents: tuple, local: tuple, data: float) -> Value:
+    """A node built from its parts: the op that made it, its parents (Values), the local
+    derivative along each edge (same order) and its value. For extensions that compute a node
+    themselves (a replay, a loader); nothing is checked against op's rules."""
+    if not isinstance(op, Op):
+        raise TypeError(f"node needs an Op, got {type(op).__name__}: {_short(op)}")
+    if len(parents) != len(local) or not parents:
+        raise ValueError(f"node needs one local derivative per parent, got {len(parents)} "
+                         f"parent(s) and {len(local)} local derivative(s)")
+    return _node(op, tuple(parents), tuple(local), data)
+
+
 def _node(op: Op, parents: tuple, local: tuple, data: float) -> Value:
-    """A node from its parts, laid out as the operators lay it out."""
+    """A node from its parts, laid out as the operators lay it out (unchecked)."""
     v = Value(data)
     v._fn = op
     if len(parents) == 1:

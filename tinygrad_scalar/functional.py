@@ -23,15 +23,13 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 from . import engine
-from .engine import MANY, SUM, Value, apply, topological_order
+from .engine import SUM, Value, apply, topological_order
 
 Scalar = Union[float, Value]
 ArgNums = Union[int, Sequence[int]]
 
 # How many transforms are running around the current call: inside one, results are graphs.
 _depth = contextvars.ContextVar("tinygrad_scalar_transform_depth", default=0)
-# While a transform evaluates f: (the input nodes of every transform running, the innermost name)
-_watched = contextvars.ContextVar("tinygrad_scalar_transform_inputs", default=None)
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp", "jacobian", "hessian"]
 
@@ -45,52 +43,11 @@ def transforming() -> Iterator[None]:
     """Mark a call to a function being differentiated: recording on, nested transforms build
     graphs. (gradcheck uses it too, for the same reason.)"""
     depth = _depth.set(_depth.get() + 1)
-    rec = engine._recording.set(True)
     try:
-        yield
+        with engine.enable_grad():
+            yield
     finally:
-        engine._recording.reset(rec)
         _depth.reset(depth)
-
-
-def _float_check(v: Value) -> None:
-    """float() of a Value while f is evaluated: refused when it depends on a differentiated
-    argument, since the plain number it gives would cut the graph and the derivative would
-    silently leave that part out (grad(math.sin)(1.0) would be 0)."""
-    inputs, who = _watched.get()
-    if v in inputs or any(n in inputs for n in topological_order(v, stop=inputs.__contains__)):
-        raise TypeError(
-            f"{who}: float() of a Value that depends on the argument being differentiated (for "
-            "example math.sin(x), math.exp(x) or np.float64(x)) gives a plain number, so the "
-            "derivative would silently leave that part out. Use the Value's methods (x.sin(), "
-            "x.exp()) or tinygrad_scalar.engine's sin, exp, ...; use x.data for the number "
-            "itself (then it is a constant)")
-
-
-@contextmanager
-def _watching(leaves: Sequence[Value], who: str) -> Iterator[None]:
-    """While f runs: float() of anything that depends on `leaves` (or on an outer transform's
-    inputs) raises, instead of cutting the graph."""
-    outer = _watched.get()
-    inputs = frozenset(leaves) if outer is None else outer[0] | frozenset(leaves)
-    token = _watched.set((inputs, who))
-    hook = engine._float_hook.set(_float_check)
-    try:
-        yield
-    finally:
-        engine._float_hook.reset(hook)
-        _watched.reset(token)
-
-
-@contextmanager
-def _rules_may_read_numbers() -> Iterator[None]:
-    """Derivative rules applied to Values may read a Value's number to pick a branch
-    (float(a) > 0): that is not f cutting its graph, so no check while they run."""
-    hook = engine._float_hook.set(None)
-    try:
-        yield
-    finally:
-        engine._float_hook.reset(hook)
 
 
 def _fname(f: Any) -> str:
@@ -159,8 +116,7 @@ def _inputs(args: Sequence, nums: tuple, who: str) -> tuple[list, list, bool]:
     graph = _depth.get() > 0 or any(isinstance(a, Value) for a in args)
     new = list(args)
     leaves = []
-    rec = engine._recording.set(True)  # the input nodes must record even inside no_grad
-    try:
+    with engine.enable_grad():  # the input nodes must record even inside no_grad
         for i in nums:
             a = args[i]
             if isinstance(a, Value):
@@ -176,8 +132,6 @@ def _inputs(args: Sequence, nums: tuple, who: str) -> tuple[list, list, bool]:
         for i, a in enumerate(args):  # other float arguments: constants, so f may call .exp()
             if i not in chosen and _is_real(a) and not isinstance(a, numbers.Integral):
                 new[i] = Value.constant(a)
-    finally:
-        engine._recording.reset(rec)
     return new, leaves, graph
 
 
@@ -209,24 +163,9 @@ def _outputs(out: Any, f: Any, who: str) -> tuple[list, Optional[type]]:
     return [_scalar(out, f, who, "; or a list/tuple of scalars")], None
 
 
-def _mul(d, g):
-    """d * g, skipping an exact float 1.0 on either side (keeps gradient graphs small)."""
-    if type(d) is float and d == 1.0:
-        return g
-    if type(g) is float and g == 1.0:
-        return d
-    return d * g
-
-
-def _total(terms: list, graph: bool):
-    if len(terms) == 1:
-        return terms[0]
-    if graph or any(isinstance(t, Value) for t in terms):
-        return Value.sum(terms)
-    s = 0.0
-    for t in terms:
-        s += t
-    return s
+def _number(x) -> float:
+    """The number in a scalar result (a Value's data: an explicit read)."""
+    return x.data if isinstance(x, Value) else float(x)
 
 
 def _finish(x, graph: bool):
@@ -240,7 +179,7 @@ def _finish(x, graph: bool):
 def _merged_order(roots: Sequence[Value], stop: set) -> list:
     order, seen = [], set()
     # leaves stop the walk anyway; only interior input nodes (nested calls) need the callback
-    halt = None if all(v._a is None for v in stop) else stop.__contains__
+    halt = None if all(v.is_leaf for v in stop) else stop.__contains__
     for r in roots:
         for v in topological_order(r, stop=halt):
             if v not in seen:
@@ -253,15 +192,9 @@ def _depends(order: list, stop: set) -> set:
     """The nodes of `order` that depend on a node of `stop` (including those nodes)."""
     dep = set(stop)
     for v in order:
-        if v not in stop and any(p in dep for p in v._prev):
+        if v not in stop and any(p in dep for p in v.parents):
             dep.add(v)
     return dep
-
-
-def _locals(v: Value, graph: bool) -> tuple:
-    if graph:
-        return v._fn.df(*v._prev, v)
-    return v._local
 
 
 def reverse(seeds: Sequence[tuple], wrt: Sequence[Value], graph: bool = False) -> list:
@@ -270,91 +203,29 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Value], graph: bool = False) -
     seeds: (root, cotangent) pairs. Walks only nodes between the roots and `wrt` (it stops at
     the wrt nodes). graph=True applies the derivative rules to Values, so the results are
     differentiable graphs; otherwise the stored float local derivatives are used.
-    Unreached inputs get 0.0. No `.grad` is read or written.
+    Unreached inputs get 0.0. No `.grad` is read or written. (The sweep is the engine's
+    reverse_sweep.)
     """
     stop = set(wrt)
     roots = [r for r, _ in seeds if isinstance(r, Value)]
     order = _merged_order(roots, stop)
-    if not graph:
-        return _reverse_floats(seeds, wrt, stop, order)
-    with _rules_may_read_numbers():
-        return _reverse_graph(seeds, wrt, stop, order)
-
-
-def _reverse_graph(seeds: Sequence[tuple], wrt: Sequence[Value], stop: set, order: list) -> list:
-    """The graph case of reverse: the derivative rules applied to Values."""
-    graph = True
-    dep = _depends(order, stop)
-    pending: dict = {}
+    dep = _depends(order, stop) if graph else None
+    cts: dict = {}
     for r, ct in seeds:
-        if isinstance(r, Value) and r in dep:
-            pending.setdefault(r, []).append(ct)
-    grads: dict = {}
-    for v in reversed(order):
-        terms = pending.pop(v, None)
-        if terms is None:
-            continue
-        g = _total(terms, graph)
-        if v in stop:
-            grads[v] = g
-            continue
-        prev = v._prev
-        for p, d in zip(prev, _locals(v, graph)):
-            if p in dep:
-                pending.setdefault(p, []).append(_mul(d, g))
+        if isinstance(r, Value) and (dep is None or r in dep):
+            cts.setdefault(r, []).append(ct)
+    first = {r: (c[0] if len(c) == 1 else _sum_terms(c)) for r, c in cts.items()}
+    grads = engine.reverse_sweep(order, first, stop=stop, graph=graph, within=dep)
     return [grads.get(w, 0.0) for w in wrt]
 
 
-def _reverse_floats(seeds: Sequence[tuple], wrt: Sequence[Value], stop: set, order: list) -> list:
-    """The float case of reverse, on the flat slots: the engine's backward loop, on a dict."""
-    grads: dict = {}
-    get = grads.get
-    for r, ct in seeds:
-        if isinstance(r, Value):
-            grads[r] = get(r, 0.0) + ct
-    for v in reversed(order):
-        g = get(v)
-        a = v._a
-        if g is None or a is None or v in stop:
-            continue
-        b = v._b
-        if b is None:
-            grads[a] = get(a, 0.0) + v._da * g
-        elif b is MANY:
-            for p, d in zip(a, v._da):
-                grads[p] = get(p, 0.0) + d * g
-        else:
-            grads[a] = get(a, 0.0) + v._da * g
-            grads[b] = get(b, 0.0) + v._db * g
-    return [get(w, 0.0) for w in wrt]
-
-
-def _forward_floats(order: list, stop: set, tan: dict) -> None:
-    """The float case of forward, on the flat slots."""
-    get = tan.get
-    for v in order:
-        a = v._a
-        if a is None or v in stop:
-            continue
-        b = v._b
-        if b is None:
-            t = get(a)
-            if t is not None:
-                tan[v] = v._da * t
-        elif b is MANY:
-            acc = None
-            for p, d in zip(a, v._da):
-                t = get(p)
-                if t is not None:
-                    acc = d * t if acc is None else acc + d * t
-            if acc is not None:
-                tan[v] = acc
-        else:
-            ta, tb = get(a), get(b)
-            if ta is not None:
-                tan[v] = v._da * ta if tb is None else v._da * ta + v._db * tb
-            elif tb is not None:
-                tan[v] = v._db * tb
+def _sum_terms(terms: list):
+    if any(isinstance(t, Value) for t in terms):
+        return Value.sum(terms)
+    s = 0.0
+    for t in terms:
+        s += t
+    return s
 
 
 def forward(outputs: Sequence, inputs: Sequence[Value], tangents: Sequence,
@@ -364,37 +235,12 @@ def forward(outputs: Sequence, inputs: Sequence[Value], tangents: Sequence,
     Each node's tangent is the sum over its edges of local derivative * parent tangent, using
     the same stored local derivatives backward uses (graph=True: the rules applied to Values).
     Returns the tangent of each output (0.0 when an output does not depend on the inputs).
+    (The sweep is the engine's forward_sweep.)
     """
     stop = set(inputs)
     order = _merged_order([o for o in outputs if isinstance(o, Value)], stop)
-    tan: dict = {}
-    for v, t in zip(inputs, tangents):
-        tan[v] = t
-    if not graph:
-        _forward_floats(order, stop, tan)
-        return [tan.get(o, 0.0) if isinstance(o, Value) else 0.0 for o in outputs]
-    with _rules_may_read_numbers():
-        _forward_graph(order, stop, tan)
+    tan = engine.forward_sweep(order, dict(zip(inputs, tangents)), graph=graph)
     return [tan.get(o, 0.0) if isinstance(o, Value) else 0.0 for o in outputs]
-
-
-def _forward_graph(order: list, stop: set, tan: dict) -> None:
-    """The graph case of forward: the derivative rules applied to Values."""
-    graph = True
-    for v in order:
-        if v in stop:
-            continue
-        prev = v._prev
-        terms, loc = [], None
-        for k, p in enumerate(prev):
-            t = tan.get(p)
-            if t is None:
-                continue
-            if loc is None:
-                loc = _locals(v, graph)
-            terms.append(_mul(loc[k], t))
-        if terms:
-            tan[v] = _total(terms, graph)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,14 +259,13 @@ def _value_and_grad_call(f, nums, single, args, kwargs, who):
     idx = _resolve(nums, len(args), who)
     new, leaves, graph = _inputs(args, idx, who)
     with transforming():
-        with _watching(leaves, who):
-            out = f(*new, **kwargs)
+        out = f(*new, **kwargs)
         y = _scalar(out, f, who, "; for several outputs use jacobian or vjp")
         if isinstance(y, Value):
             gs = reverse([(y, 1.0)], leaves, graph)
         else:
             gs = [0.0] * len(leaves)
-        value = _finish(y, graph) if graph else float(y)
+        value = _finish(y, graph) if graph else _number(y)
         gs = [_finish(g, graph) for g in gs]
     return value, (gs[0] if single else tuple(gs))
 
@@ -481,11 +326,10 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple:
     new, leaves, graph = _inputs(ps, tuple(range(len(ps))), "jvp")
     graph = graph or any(isinstance(t, Value) for t in ts)
     with transforming():
-        with _watching(leaves, "jvp"):
-            out = f(*new)
+        out = f(*new)
         outs, kind = _outputs(out, f, "jvp")
         tans = forward(outs, leaves, [t if isinstance(t, Value) else float(t) for t in ts], graph)
-        values = [_finish(o, graph) if graph else float(o) for o in outs]
+        values = [_finish(o, graph) if graph else _number(o) for o in outs]
         tans = [_finish(t, graph) for t in tans]
     if kind is None:
         return values[0], tans[0]
@@ -504,10 +348,9 @@ def vjp(f: Callable, *primals: Any) -> tuple:
         raise ValueError("vjp: no primals given; call vjp(f, x, y, ...)")
     new, leaves, graph = _inputs(primals, tuple(range(len(primals))), "vjp")
     with transforming():
-        with _watching(leaves, "vjp"):
-            out = f(*new)
+        out = f(*new)
         outs, kind = _outputs(out, f, "vjp")
-        values = [_finish(o, graph) if graph else float(o) for o in outs]
+        values = [_finish(o, graph) if graph else _number(o) for o in outs]
 
     def vjp_fn(cotangent: Any) -> tuple:
         if kind is None:
@@ -544,8 +387,7 @@ def jacobian(f: Callable, argnums: Optional[ArgNums] = None) -> Callable:
         idx = _resolve(nums, len(args), "jacobian")
         new, leaves, graph = _inputs(args, idx, "jacobian")
         with transforming():
-            with _watching(leaves, "jacobian"):
-                out = f(*new, **kwargs)
+            out = f(*new, **kwargs)
             outs, _kind = _outputs(out, f, "jacobian")
             rows = []
             for o in outs:

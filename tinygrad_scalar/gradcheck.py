@@ -170,7 +170,7 @@ def _analytic(f: Callable, xs: list[float]) -> tuple[float, list[float]]:
         return value, [0.0] * len(xs)
     mine = set(leaves)
     saved = [(v, v.grad, v._gv) for v in topological_order(out)
-             if v._a is None and v not in mine]
+             if v.is_leaf and v not in mine]
     try:
         out.backward()
     finally:

@@ -12,7 +12,7 @@ import numbers
 from typing import Sequence, Union
 
 from .checks import hyperparameter
-from .engine import SUM, Value, _nary
+from .engine import Value
 
 __all__ = ["mse", "hinge", "binary_cross_entropy", "softmax", "log_softmax", "cross_entropy",
            "l2", "REDUCTIONS"]
@@ -50,7 +50,7 @@ def _pair(pred, target, name: str) -> tuple[list, list]:
 
 
 def _sum(terms: list) -> Value:
-    return terms[0] if len(terms) == 1 else _nary(SUM, tuple(terms))
+    return terms[0] if len(terms) == 1 else Value.sum(terms)
 
 
 def _reduce(terms: list, reduction: str, name: str):

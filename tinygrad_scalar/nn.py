@@ -19,7 +19,7 @@ from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
-from .engine import MUL, OPS, SUM, Value, _binary, _nary, _unary
+from .engine import MUL, OPS, Value, binary, unary
 from .files import write_atomic
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "ModelFileError", "ACTIVATIONS", "MAX_FILE_BYTES"]
@@ -31,10 +31,10 @@ VERSION = 1
 Seed = Union[int, random.Random, None]
 Input = Union[float, int, Value, Sequence[Union[float, int, Value]]]
 
-# The hot path calls the engine's node builders directly (inputs are already Values there),
-# which skips one Python frame per product and per activation.
-_mul = partial(_binary, MUL)
-_ACT = {name: partial(_unary, OPS[name]) for name in ("relu", "tanh", "sigmoid")}
+# The hot path calls the engine's public node builders (inputs are already Values there),
+# which skips one Python frame per product and per activation; one sum node per neuron.
+_mul = partial(binary, MUL)
+_ACT = {name: partial(unary, OPS[name]) for name in ("relu", "tanh", "sigmoid")}
 
 
 class ModelFileError(ValueError):
@@ -572,7 +572,7 @@ class Neuron(Module):
 
     def _forward(self, x: list) -> Value:
         """The hot path: x is a list of Values of the right length."""
-        z = _nary(SUM, (*map(_mul, self.w, x), self.b))
+        z = Value.sum((*map(_mul, self.w, x), self.b))
         z.label = self._zlabel
         act = self._act
         if act is None:

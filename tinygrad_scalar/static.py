@@ -136,7 +136,8 @@ _KERNELS: dict = {
     engine.ABS: _Kernel(lambda M, x: np.abs(x[0]), lambda M, x, out: (_sign(x[0]),),
                         can_overflow=False),
     engine.RELU: _Kernel(lambda M, x: np.where(x[0] <= 0.0, 0.0, x[0]),
-                         lambda M, x, out: (np.where(x[0] > 0.0, 1.0, 0.0),),
+                         lambda M, x, out: (np.where(x[0] > 0.0, 1.0,  # relu'(nan) nan
+                                                     np.where(x[0] <= 0.0, 0.0, x[0])),),
                          can_overflow=False),
     engine.TANH: _Kernel(lambda M, x: M.tanh(x[0]), lambda M, x, out: (1.0 - out * out,),
                          can_overflow=False),
@@ -286,7 +287,8 @@ def _real_array(x, what: str) -> np.ndarray:
     if raw is not None and raw.dtype.kind == "O":
         flat = raw.ravel().tolist()
         if all(isinstance(v, (numbers.Real, Value)) for v in flat):
-            return np.array([float(v) for v in flat], dtype=float).reshape(raw.shape)
+            nums = [v.data if isinstance(v, Value) else float(v) for v in flat]
+            return np.array(nums, dtype=float).reshape(raw.shape)
     raise TypeError(f"{what} must be real numbers, got {type(x).__name__}: {x!r}"[:300])
 
 
@@ -1006,6 +1008,8 @@ class Program:
                     else:
                         out = (V if g.batched else S)[g.start:g.stop]
                         locs = kern.local(M, args, out)
+                if g.op is engine.RELU:  # its flat part passes nothing (not 0 * inf), as the engine
+                    grad = np.where(np.broadcast_to(locs[0], grad.shape) == 0.0, 0.0, grad)
                 for j, edges in enumerate(g.pos_edges):
                     if not edges:
                         continue

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import engine
-from .engine import SUM, Value, _nary
+from .engine import SUM, Value
 from .static import Program, TraceError
 
 __all__ = ["CompiledStep", "STATIC_LOSSES", "static_hinge", "static_mse", "static_bce",
@@ -30,7 +30,7 @@ __all__ = ["CompiledStep", "STATIC_LOSSES", "static_hinge", "static_mse", "stati
 
 
 def _vsum(terms: list) -> Value:
-    return terms[0] if len(terms) == 1 else _nary(SUM, tuple(terms))
+    return terms[0] if len(terms) == 1 else Value.sum(terms)
 
 
 def _one(outputs: list, name: str) -> Value:
@@ -224,13 +224,13 @@ class CompiledStep:
         losses, scores = prog(X, T)
         B = len(losses)
         # the loss value exactly as the engine's TrainStep computes it
-        total = engine._sum_f(*losses.tolist())
+        total = SUM.f(*losses.tolist())
         if B > 1:
             total = total * (1.0 / B)
         P = prog._S[:len(self.params), 0].copy()  # the parameter values this run read
         if self.alpha:
             sq = (P * P).tolist()
-            total = total + (engine._sum_f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
+            total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
         opt = self.optimizer
         opt.zero_grad()
         seed = 1.0 / B if B > 1 else 1.0

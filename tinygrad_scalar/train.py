@@ -317,7 +317,7 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
                     Xb, yb = [X[i] for i in idx], [y[i] for i in idx]
                 lr = optimizer.current_lr() if optimizer is not None else None
                 step_loss, step_acc = step_fn(Xb, yb)
-                step_loss = float(step_loss)
+                step_loss = _data(step_loss)
                 if not math.isfinite(step_loss):
                     raise FloatingPointError(f"the loss became {step_loss!r} at step "
                                              f"{hist.steps}: lower the learning rate")

@@ -589,7 +589,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             continue
         into_box = box[i] is not None
         v_on = on is None or v in on
-        for p, d in zip(v._prev, v._local):
+        for p, d in v.edges():  # d is None toward a constant: no derivative, no label
             j = index[p]
             hot = (p, v) in hi_edges
             p_on = on is None or (p in on and v_on)
@@ -600,7 +600,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
                     box_edges[key] = (h or hot, o or p_on, ps + ((p, v),))
                 continue
             label = None
-            if edge_labels and not p.is_constant:
+            if edge_labels and d is not None:
                 label = format_number(d, precision)
             edge(name(j), f"n{i}op", hot, p_on, ((p, v),), label)
         if not into_box:
@@ -818,7 +818,8 @@ def show_backward(root: Value, **options) -> Pictures:
     options = {"rankdir": "TB", **options}  # tall and narrow: two fit side by side
     before = draw_dot(root, grads={}, **options)
     order = topological_order(root)
-    after_grads = reverse_sweep(order, root)  # what backward will store, on private numbers
+    after_grads = {v: g for v, g in reverse_sweep(order, root).items()  # what backward stores
+                   if g is not None}  # (constants get none)
     after = draw_dot(root, grads=after_grads, **options)
     sizes = widest_sizes([before, after])
     svgs = [_pipe(with_node_sizes(d, sizes), "svg", "show the graph").decode("utf-8")

@@ -1,8 +1,10 @@
 """What every teaching tool shares: node names, looking nodes up, one private reverse sweep,
 number formatting and small HTML tables.
 
-Everything here reads only `_prev`, `_local` and `topological_order` from the engine, the same
-per-edge local derivatives that `backward()` uses, and never writes to a node.
+Everything here reads the engine's public surface (`parents`, `edges()`, `topological_order`
+and its reverse and forward sweeps: the same per-edge local derivatives `backward()` uses) and
+never writes to a node. A number that does not exist (the derivative toward a constant) is None
+and prints as "-".
 """
 from __future__ import annotations
 
@@ -10,16 +12,17 @@ import html
 import math
 from typing import Iterable, Optional, Sequence, Union
 
+from .. import checks
 from ..engine import Value, topological_order
+from ..engine import forward_sweep as engine_forward_sweep
+from ..engine import reverse_sweep as engine_reverse_sweep
 
 NodeRef = Union[Value, str]
 
 
 def check_value(v: object, what: str) -> Value:
     """v itself when it is a Value, else a TypeError naming what was passed."""
-    if not isinstance(v, Value):
-        raise TypeError(f"{what} needs a Value, got {type(v).__name__}: {v!r}")
-    return v
+    return checks.value(v, what)
 
 
 def node_names(order: Sequence[Value]) -> dict:
@@ -76,44 +79,24 @@ def op_name(v: Value) -> str:
     """The op symbol for an interior node, 'const' for a constant, '' for an input leaf."""
     if v.is_constant:
         return "const"
-    return v._op
+    op = v.op
+    return "" if op is None else op.symbol
 
 
 def reverse_sweep(order: Sequence[Value], root: Value, seed: float = 1.0) -> dict:
-    """d root / d node for every node of `order`, by the backward loop on a private dict.
-
-    Same order of operations as `Value.backward` on fresh leaves, so the numbers are equal to
-    the ones backward would store, bit for bit.
-    """
-    g = dict.fromkeys(order, 0.0)
-    g[root] = seed
-    for v in reversed(order):
-        prev = v._prev
-        if not prev:
-            continue
-        gv = g[v]
-        for p, d in zip(prev, v._local):
-            g[p] += d * gv
-    return g
+    """d root / d node for every node of `order`, by the engine's reverse sweep (the numbers
+    backward would store on fresh leaves, bit for bit). A constant gets None: no derivative is
+    ever computed toward a constant (unless the root is itself that constant)."""
+    g = engine_reverse_sweep(list(order), {root: seed})
+    return {v: (None if v.is_constant and v is not root else g.get(v, 0.0)) for v in order}
 
 
 def forward_sweep(order: Sequence[Value], x: Value) -> dict:
-    """d node / d x for every node of `order`: tangents pushed through the same edges, inputs
-    first. Only edges from nodes that depend on x are used (structural zeros stay exact zeros,
-    so an infinite local derivative next to an unrelated input does not turn into nan); nodes
-    that do not depend on x get 0."""
-    t: dict = {}
-    for v in order:
-        if v is x:
-            t[v] = 1.0
-            continue
-        s = None
-        for p, d in zip(v._prev, v._local):
-            tp = t.get(p)
-            if tp is not None:
-                s = d * tp if s is None else s + d * tp
-        if s is not None:
-            t[v] = s
+    """d node / d x for every node of `order`, by the engine's forward sweep from x. Only edges
+    from nodes that depend on x are used (structural zeros stay exact zeros, so an infinite
+    local derivative next to an unrelated input does not turn into nan); nodes that do not
+    depend on x get 0."""
+    t = engine_forward_sweep(list(order), {x: 1.0})
     return {v: t.get(v, 0.0) for v in order}
 
 
@@ -152,8 +135,11 @@ class NodeMap(dict):
 # -- formatting ---------------------------------------------------------------------------------
 
 def fmt(x: object, digits: int = 6) -> str:
-    """A number for people: whole numbers without '.0', others to `digits` significant digits."""
-    if isinstance(x, bool) or x is None:
+    """A number for people: whole numbers without '.0', others to `digits` significant digits;
+    None (no number: the derivative toward a constant) as '-'."""
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
         return str(x)

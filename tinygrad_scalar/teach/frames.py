@@ -100,7 +100,8 @@ class Frames:
         grads: dict = {self.root: self.narration.seed}
         for step in self.narration:
             for e in step.edges:
-                grads[e.input] = e.after
+                if e.after is not None:  # nothing is passed to a constant
+                    grads[e.input] = e.after
             yield grads
 
     def grads_at(self, i: int) -> dict:
@@ -301,6 +302,8 @@ class Frames:
             hot.update(edges_of.get((None, node), ()))
             changed = []
             for e in step.edges:
+                if e.after is None:  # a constant: nothing passed, nothing shown
+                    continue
                 for name in shows.get(e.input, ()):
                     changed.append([name, "grad " + format_number(e.after, precision)])
             titles = sorted({f"{base.edges[k][0]}->{base.edges[k][1]}" for k in hot})

@@ -10,19 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence, overload
 
-from ..engine import Value, _as_float, topological_order
+from ..checks import real_number
+from ..engine import Value, reverse_sweep, topological_order
 from ._graph import NodeMap, check_value, fmt, html_table, node_names, op_name, text_table
 
 
 @dataclass(frozen=True)
 class EdgeStep:
-    """One `input.grad += local * upstream` of a step."""
+    """One `input.grad += local * upstream` of a step. Toward a constant (the 2 of `x ** 2`)
+    backward passes nothing: local, contribution, before and after are None."""
     input: Value = field(repr=False)
     input_name: str
-    local: float
-    contribution: float
-    before: float
-    after: float
+    local: Optional[float]
+    contribution: Optional[float]
+    before: Optional[float]
+    after: Optional[float]
 
     def record(self) -> dict:
         return {"input": self.input_name, "local": self.local,
@@ -78,8 +80,10 @@ class Narration(Sequence):
         return [s.record() for s in self.steps]
 
     def leaves(self) -> list:
-        """(name, final gradient) for each leaf, inputs first in topological order."""
-        return [(self.names[v], self.grads[v]) for v in self.order if not v._prev]
+        """(name, final gradient) for each leaf, inputs first in topological order; constants
+        are left out (no gradient is computed toward them), unless the root is one."""
+        return [(self.names[v], self.grads[v]) for v in self.order
+                if v.is_leaf and (not v.is_constant or v is self.root)]
 
     def _title(self) -> str:
         root = self.names[self.root]
@@ -96,10 +100,13 @@ class Narration(Sequence):
         for s in steps:
             head = [str(s.index), s.name, s.op, fmt(s.data, digits), fmt(s.grad, digits)]
             for k, e in enumerate(s.edges):
-                cells = [e.input_name, fmt(e.local, digits),
-                         f"{fmt(s.grad, digits)} x {fmt(e.local, digits)} = "
-                         f"{fmt(e.contribution, digits)}",
-                         f"{fmt(e.before, digits)} -> {fmt(e.after, digits)}"]
+                if e.local is None:  # a constant: no derivative is needed, none is shown
+                    cells = [e.input_name, "-", "(constant: nothing passed)", "-"]
+                else:
+                    cells = [e.input_name, fmt(e.local, digits),
+                             f"{fmt(s.grad, digits)} x {fmt(e.local, digits)} = "
+                             f"{fmt(e.contribution, digits)}",
+                             f"{fmt(e.before, digits)} -> {fmt(e.after, digits)}"]
                 rows.append((head if k == 0 else [""] * 5) + cells)
         return rows
 
@@ -111,7 +118,7 @@ class Narration(Sequence):
         # unless the whole expression is one
         leaves = [f"{self.names[v]}{' (const)' if v.is_constant else ''} = "
                   f"{fmt(self.grads[v], digits)}" for v in self.order
-                  if not v._prev and (not v.is_constant or v is self.root)]
+                  if v.is_leaf and (not v.is_constant or v is self.root)]
         return "leaf gradients: " + (", ".join(leaves) if leaves else "(none)")
 
     def to_text(self, digits: int = 6, max_steps: Optional[int] = None) -> str:
@@ -153,22 +160,25 @@ def narrate(root: Value, gradient: float = 1.0) -> Narration:
     `gradient` is the seed d root / d root, as in backward(gradient=...).
     """
     check_value(root, "narrate(root)")
-    seed = _as_float(gradient, "narrate(gradient=...)")
+    seed = real_number(gradient, "narrate(gradient=...)")
     order = topological_order(root)
     names = node_names(order)
-    g = dict.fromkeys(order, 0.0)
-    g[root] = seed
-    steps = []
-    for v in reversed(order):
-        prev = v._prev
-        if not prev:
-            continue
-        gv = g[v]
-        edges = []
-        for p, d in zip(prev, v._local):
-            before = g[p]
-            c = d * gv
-            g[p] = after = before + c
-            edges.append(EdgeStep(p, names[p], d, c, before, after))
-        steps.append(Step(len(steps) + 1, v, names[v], op_name(v), v.data, gv, tuple(edges)))
-    return Narration(root, seed, steps, NodeMap(g, names), names, order)
+    steps: list = []
+    current: list = [None, 0.0, []]  # the node being narrated, its gradient, its edges
+
+    def close() -> None:
+        v, gv, edges = current
+        if v is not None:
+            steps.append(Step(len(steps) + 1, v, names[v], op_name(v), v.data, gv, tuple(edges)))
+
+    def on_edge(v, gv, p, d, c, before) -> None:
+        if v is not current[0]:
+            close()
+            current[:] = [v, gv, []]
+        after = None if d is None else before + c
+        current[2].append(EdgeStep(p, names[p], d, c, before, after))
+
+    g = reverse_sweep(order, {root: seed}, on_edge=on_edge)
+    close()
+    grads = {v: (None if v.is_constant and v is not root else g.get(v, 0.0)) for v in order}
+    return Narration(root, seed, steps, NodeMap(grads, names), names, order)
