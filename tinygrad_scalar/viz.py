@@ -309,12 +309,15 @@ def _check_grads(grads):
     if grads is None:
         return None
     if not isinstance(grads, Mapping):
-        raise ValueError(f"grads must be a dict from Value to number (or None to show .grad), "
+        raise ValueError(f"grads must be a dict from Value to number or None (or grads=None "
+                         f"to show .grad), "
                          f"got {type(grads).__name__}: {grads!r}")
     out = {}
     for k, g in grads.items():
         if not isinstance(k, Value):
             raise ValueError(f"grads keys must be Values, got {type(k).__name__}: {k!r}")
+        if g is None:  # no gradient to show (a constant's, as teach's sweeps give it)
+            continue
         if isinstance(g, Value):
             g = g.data
         if isinstance(g, bool) or not isinstance(g, numbers.Real):
@@ -818,8 +821,7 @@ def show_backward(root: Value, **options) -> Pictures:
     options = {"rankdir": "TB", **options}  # tall and narrow: two fit side by side
     before = draw_dot(root, grads={}, **options)
     order = topological_order(root)
-    after_grads = {v: g for v, g in reverse_sweep(order, root).items()  # what backward stores
-                   if g is not None}  # (constants get none)
+    after_grads = reverse_sweep(order, root)  # what backward will store, on private numbers
     after = draw_dot(root, grads=after_grads, **options)
     sizes = widest_sizes([before, after])
     svgs = [_pipe(with_node_sizes(d, sizes), "svg", "show the graph").decode("utf-8")

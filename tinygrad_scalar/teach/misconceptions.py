@@ -54,7 +54,9 @@ class Variant:
                 "reason": self.reason}
 
 
-def _same(x: float, y: float) -> bool:
+def _same(x: Optional[float], y: Optional[float]) -> bool:
+    if x is None or y is None:  # a constant: no gradient is ever owed to it
+        return True
     if math.isnan(x) or math.isnan(y):
         return math.isnan(x) and math.isnan(y)
     return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
@@ -67,7 +69,9 @@ class _Graph:
         self.root = root
         self.order = topological_order(root)
         self.names = node_names(self.order)
-        self.right = reverse_sweep(self.order, root)
+        # d root / d node; a constant gets 0 here (the sweep owes it nothing: None)
+        self.right = {v: (0.0 if g is None else g)
+                      for v, g in reverse_sweep(self.order, root).items()}
         self.users: dict = {v: [] for v in self.order}  # v -> [(w, local)] per edge v -> w
         for w in self.order:
             for p, d in zip(w._prev, w._local):

@@ -177,7 +177,8 @@ class Quiz:
     def question(self) -> str:
         r = self.names[self.root]
         asked = ", ".join(f"d{r}/d{self.names[v]}" for v in self.hidden)
-        return f"find {asked}; then q.check({', '.join(self.names[v] + '=...' for v in self.hidden)})"
+        answers = ", ".join(self.names[v] + "=..." for v in self.hidden)
+        return f"find {asked}; then q.check({answers})"
 
     def __repr__(self) -> str:
         return f"<Quiz: {self.question()}>"
@@ -256,7 +257,8 @@ class Quiz:
         opts = dict(self._draw_options)
         opts.setdefault("title", self.question().split(";")[0])
         g = draw_dot(self.root, grads=shown, highlight_nodes=self.hidden, **opts)
-        visible_nan = any(math.isnan(x) for v, x in self._grads.items() if v not in self.hidden)
+        visible_nan = any(x is not None and math.isnan(x) for v, x in self._grads.items()
+                          if v not in self.hidden)
         body = [line.replace("grad nan", "grad ?") for line in g.body]
         if not visible_nan and sum("grad ?" in b for b in body) == len(
                 [v for v in self.hidden if not v.is_constant]):
