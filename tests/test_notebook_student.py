@@ -83,6 +83,7 @@ def test_blanks():
     assert GEN.blank("def f(x, y=2):\n    return x * y") == "def f(x, y=2):\n    return ..."
     with pytest.raises(ValueError, match="assigns nothing"):
         GEN.blank("print(1)")
-    assert GEN.split_answer("x = 1\n# answer: because\ny = 2") == ("x = 1", "# answer: because\ny = 2")
+    assert GEN.split_answer("x = 1\n# answer: because\ny = 2") == \
+        ("x = 1", "# answer: because\ny = 2")
     assert GEN.split_answer("y = 2  # answer") is None
     assert os.path.isdir(NOTEBOOKS / "src")

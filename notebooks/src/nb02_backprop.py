@@ -35,6 +35,7 @@ from IPython.display import display
 from tinygrad_scalar import Value, topological_order
 from tinygrad_scalar.teach import (backprop_frames, check_answer, misconceptions, narrate,
                                     quiz)
+from tinygrad_scalar.teach.misconceptions import diamond
 from tinygrad_scalar.viz import draw_dot
 
 # %% [markdown]
@@ -233,8 +234,6 @@ print("after zero_grad, one call: a.grad =", a.grad)
 # added to it, and `=` keeps one of the two contributions.
 
 # %%
-from tinygrad_scalar.teach.misconceptions import diamond
-
 misconceptions(diamond())
 
 # %% [markdown]

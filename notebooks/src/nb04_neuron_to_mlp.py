@@ -243,8 +243,8 @@ print("values in the graph of one input point:", len(topological_order(model([0.
 
 # %% [markdown]
 # Even this small network makes a graph of about 700 values for a single input point
-# (337 parameters, 2 inputs, and the products, sums and activations). For a picture we use a smaller MLP and `collapse=True`, which draws each neuron
-# as one box:
+# (337 parameters, 2 inputs, and the products, sums and activations). For a picture we use
+# a smaller MLP and `collapse=True`, which draws each neuron as one box:
 
 # %%
 small = MLP(2, [4, 4, 1], seed=0)
