@@ -17,8 +17,10 @@ jupytext). A YAML header names the notebook written next to this script, then co
     x = 1 + 1            <- code, run in order by a python3 kernel
     # %matplotlib inline <- a magic is written as a comment, as jupytext writes it
 
-Blank lines around a cell are not part of it. To add a notebook, add a source file; its key is
-the two digits after `nb`.
+Blank lines around a cell are not part of it. A marker carries nothing else (no title, no
+tags): what the generator needs of a cell (an answer, a timing cell, see below) is in the cell's
+own text, so it survives any editor. To add a notebook, add a source file; its key is the two
+digits after `nb`.
 
     .venv/bin/python notebooks/make_notebooks.py            # build and run every notebook
     .venv/bin/python notebooks/make_notebooks.py 01 03      # only these
@@ -29,7 +31,7 @@ the two digits after `nb`.
 Exercises: a code cell with a line `# answer` (or `# answer: why ...`) is an answer cell; the
 lines from that one on are the answer, the lines before it setup. The code cells after it, up
 to the next Markdown cell, are its checks (they call `teach.check_answer`, which says what is
-wrong). Every notebook also gets a student version, `notebooks/student/<FILE>`: the same
+wrong). Every notebook also gets a student version, `notebooks/student/<file>`: the same
 notebook with each answer replaced by blanks (`name = ...`, `def f(x): return ...`) and the
 outputs of answer and check cells removed; its checks fail with "not answered yet" until the
 student fills the blanks in.
