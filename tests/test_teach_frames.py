@@ -2,7 +2,6 @@
 import html
 import json
 import re
-import shutil
 
 import pytest
 

@@ -100,7 +100,8 @@ def test_swell_grows_exponentially_with_diamonds_while_the_graph_grows_linearly(
     # a neuron: n+1 derivatives, each repeating the whole pre-activation: quadratic in n
     neu = rows[5:]
     assert [r.leaves for r in neu] == [5, 9, 17]
-    assert neu[2].derivative_size > 2.5 * neu[1].derivative_size > 2.5 * 2.5 * neu[0].derivative_size / 2.5
+    assert (neu[2].derivative_size > 2.5 * neu[1].derivative_size
+            > 2.5 * 2.5 * neu[0].derivative_size / 2.5)
     assert "graph nodes" in table.to_text() and "<table" in table._repr_html_()
 
 

@@ -177,7 +177,8 @@ class Quiz:
     def question(self) -> str:
         r = self.names[self.root]
         asked = ", ".join(f"d{r}/d{self.names[v]}" for v in self.hidden)
-        return f"find {asked}; then q.check({', '.join(self.names[v] + '=...' for v in self.hidden)})"
+        blanks = ", ".join(self.names[v] + "=..." for v in self.hidden)
+        return f"find {asked}; then q.check({blanks})"
 
     def __repr__(self) -> str:
         return f"<Quiz: {self.question()}>"
