@@ -1,13 +1,26 @@
 """Build the teaching notebooks from their sources, run them, and write them with their outputs.
 
-Each notebook has one source file, `notebooks/src/nbNN_<name>.py`, holding two names:
+Each notebook has one source file, `notebooks/src/nbNN_<name>.py`, in jupytext's percent format
+(plain Python that linters, formatters and editors read; Jupyter opens it as a notebook through
+jupytext). A YAML header names the notebook written next to this script, then come the cells:
 
-    FILE = "01_computation_graphs.ipynb"      # the notebook written next to this script
-    CELLS = [("md", r'''# Title ...'''),     # Markdown (LaTeX between $...$ works)
-             ("code", r'''x = 1 + 1'''), ...]  # code, run in order by a python3 kernel
+    # ---
+    # jupyter:
+    #   make_notebooks:
+    #     file: 01_computation_graphs.ipynb
+    # ---
 
-Text is dedented and stripped, so cells can be indented freely inside the list. To add a
-notebook, add a source file; its key is the two digits after `nb`.
+    # %% [markdown]
+    # # Title              <- Markdown, every line behind '# ' (LaTeX between $...$ works)
+
+    # %%
+    x = 1 + 1            <- code, run in order by a python3 kernel
+    # %matplotlib inline <- a magic is written as a comment, as jupytext writes it
+
+Blank lines around a cell are not part of it. A marker carries nothing else (no title, no
+tags): what the generator needs of a cell (an answer, a timing cell, see below) is in the cell's
+own text, so it survives any editor. To add a notebook, add a source file; its key is the two
+digits after `nb`.
 
     .venv/bin/python notebooks/make_notebooks.py            # build and run every notebook
     .venv/bin/python notebooks/make_notebooks.py 01 03      # only these
@@ -18,7 +31,7 @@ notebook, add a source file; its key is the two digits after `nb`.
 Exercises: a code cell with a line `# answer` (or `# answer: why ...`) is an answer cell; the
 lines from that one on are the answer, the lines before it setup. The code cells after it, up
 to the next Markdown cell, are its checks (they call `teach.check_answer`, which says what is
-wrong). Every notebook also gets a student version, `notebooks/student/<FILE>`: the same
+wrong). Every notebook also gets a student version, `notebooks/student/<file>`: the same
 notebook with each answer replaced by blanks (`name = ...`, `def f(x): return ...`) and the
 outputs of answer and check cells removed; its checks fail with "not answered yet" until the
 student fills the blanks in.
@@ -37,14 +50,11 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import importlib.util
 import re
 import sys
-import textwrap
 import time
 from pathlib import Path
-from types import ModuleType
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 import nbformat
 from nbclient import NotebookClient
@@ -60,12 +70,15 @@ STUDENT_NOTE = (
     "the answers and every output, is [../{file}](../{file}).")
 KERNEL = "python3"
 CELL_TIMEOUT = 300  # seconds per cell; every notebook is meant to run in well under a minute
-KINDS = ("md", "code")
 _ADDRESS_ONLY = re.compile(r"\A<[^<>\n]* at 0x[0-9a-fA-F]+>\Z")
 _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]{4,}\b")
 # A code cell whose text starts with this comment prints timings: its outputs differ on every
 # run, so they are left out when deciding whether a notebook changed (writing and --check).
 TIMED = "# timings: this cell's output changes from run to run"
+_MARKER = re.compile(r"^# %%(?: (\[markdown\]))?$")
+_FILE = re.compile(r"^#\s+file:\s*(\S+)\s*$")
+# a commented magic in a code cell ('# %matplotlib inline'), uncommented as jupytext does
+_MAGIC = re.compile(r"^(\s*)# (%{1,3}[A-Za-z])")
 
 
 def sources() -> dict[str, Path]:
@@ -76,38 +89,79 @@ def sources() -> dict[str, Path]:
     return found
 
 
-def load(path: Path) -> ModuleType:
-    """A source file as a module (it is plain data: FILE and CELLS)."""
-    spec = importlib.util.spec_from_file_location(f"_nbsrc_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    for name in ("FILE", "CELLS"):
-        if not hasattr(mod, name):
-            raise ValueError(f"{path}: a notebook source must define {name}")
-    if not (isinstance(mod.FILE, str) and mod.FILE.endswith(".ipynb") and "/" not in mod.FILE):
-        raise ValueError(f"{path}: FILE must be a file name ending in .ipynb, got {mod.FILE!r}")
-    for i, cell in enumerate(mod.CELLS):
-        if not (isinstance(cell, tuple) and len(cell) == 2 and cell[0] in KINDS
-                and isinstance(cell[1], str)):
-            raise ValueError(f"{path}: cell {i} must be ('md' or 'code', text), got {cell!r:.80}")
-    return mod
+class Source(NamedTuple):
+    """A notebook source as the generator sees it: the file to write and the cells, in order."""
+    FILE: str
+    CELLS: list  # [("md" or "code", text)], text exactly as it goes into the notebook
+    path: Path
 
 
-def cell_text(text: str) -> str:
-    return textwrap.dedent(text).strip("\n").rstrip()
+def _cell(path: Path, kind: str, lines: list, start: int) -> tuple:
+    """One cell's text from the lines between its marker and the next one."""
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if kind == "code":
+        return kind, "\n".join(_MAGIC.sub(r"\1\2", line) for line in lines)
+    text = []
+    for n, line in enumerate(lines):
+        if line != "#" and not line.startswith("# "):
+            raise ValueError(f"{path}:{start + n + 1}: a Markdown cell's lines start with '# ' "
+                             f"(or are a lone '#'), got {line[:60]!r}")
+        text.append(line[2:])
+    return kind, "\n".join(text)
+
+
+def load(path: Path) -> Source:
+    """A percent-format source file as (FILE, CELLS). It is read as text, never run, and
+    anything that is not a header, a cell marker, or a cell's line is an error, not dropped."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines[:1] != ["# ---"] or "# ---" not in lines[1:]:
+        raise ValueError(f"{path}: a notebook source starts with a jupytext header between two "
+                         f"'# ---' lines naming the notebook ('#     file: NN_name.ipynb')")
+    end = lines.index("# ---", 1)
+    files = [m.group(1) for m in map(_FILE.match, lines[1:end]) if m]
+    if len(files) != 1:
+        raise ValueError(f"{path}: the header must name the notebook once, as "
+                         f"'#     file: NN_name.ipynb' under 'make_notebooks:', found {files}")
+    file = files[0]
+    if not (file.endswith(".ipynb") and "/" not in file):
+        raise ValueError(f"{path}: file must be a file name ending in .ipynb, got {file!r}")
+    cells: list = []
+    kind, body, start = None, [], end + 1
+    for n in range(end + 1, len(lines)):
+        line = lines[n]
+        marker = _MARKER.match(line)
+        if line.startswith("# %%") and not marker:
+            raise ValueError(f"{path}:{n + 1}: a cell marker is '# %%' or '# %% [markdown]', "
+                             f"got {line!r}")
+        if marker:
+            if kind is not None:
+                cells.append(_cell(path, kind, body, start))
+            kind, body, start = ("md" if marker.group(1) else "code"), [], n + 1
+        elif kind is None:
+            if line.strip():
+                raise ValueError(f"{path}:{n + 1}: text before the first cell marker '# %%'")
+        else:
+            body.append(line)
+    if kind is not None:
+        cells.append(_cell(path, kind, body, start))
+    if not cells:
+        raise ValueError(f"{path}: no cells (a cell starts with '# %%' or '# %% [markdown]')")
+    return Source(file, cells, path)
 
 
 def split_answer(text: str) -> Optional[tuple]:
     """(setup, answer) of an answer cell's text, or None when the cell is not one."""
-    lines = cell_text(text).split("\n")
+    lines = text.split("\n")
     for i, line in enumerate(lines):
         if ANSWER.match(line):
             return "\n".join(lines[:i]), "\n".join(lines[i:])
     return None
 
 
-def exercises(mod: ModuleType) -> list:
+def exercises(mod: Source) -> list:
     """(answer cell index, [check cell indexes]) for every answer cell of a source."""
     out = []
     cells = mod.CELLS
@@ -150,7 +204,7 @@ def student_source(text: str) -> str:
     return head + STUDENT_HEAD + "\n" + blank(answer)
 
 
-def student(mod: ModuleType, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def student(mod: Source, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The student version of a run notebook: answers blank, answer and check outputs gone."""
     nb = copy.deepcopy(nb)
     for i, checks in exercises(mod):
@@ -165,7 +219,7 @@ def student(mod: ModuleType, nb: nbformat.NotebookNode) -> nbformat.NotebookNode
     return nb
 
 
-def write_student(mod: ModuleType, key: str, text: str, check: bool = False) -> bool:
+def write_student(mod: Source, key: str, text: str, check: bool = False) -> bool:
     """Write (or compare) the student version of a run notebook's text. True when up to date."""
     nb = student(mod, nbformat.reads(text, as_version=4))
     nbformat.validate(nb)
@@ -179,12 +233,12 @@ def write_student(mod: ModuleType, key: str, text: str, check: bool = False) -> 
     return same
 
 
-def build(mod: ModuleType, key: str) -> nbformat.NotebookNode:
+def build(mod: Source, key: str) -> nbformat.NotebookNode:
     """The notebook of a source, not yet run: fixed cell ids and metadata."""
     nb = nbformat.v4.new_notebook()
     for i, (kind, text) in enumerate(mod.CELLS):
         make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
-        cell = make(cell_text(text))
+        cell = make(text)
         cell.id = f"nb{key}-{i:03d}"
         nb.cells.append(cell)
     nb.metadata = {

@@ -25,6 +25,49 @@ def test_there_are_sources():
 
 
 @pytest.mark.parametrize("key", sorted(SOURCES))
+def test_jupytext_reads_the_source_as_the_generator_does(key):
+    # the sources are jupytext percent files, so that Jupyter and editors open them as
+    # notebooks: jupytext must see the same cells, in the same order, as make_notebooks.py
+    jupytext = pytest.importorskip("jupytext")
+    mod = GEN.load(SOURCES[key])
+    nb = jupytext.read(SOURCES[key], fmt="py:percent")
+    kinds = {"markdown": "md", "code": "code"}
+    assert [(kinds[c.cell_type], c.source) for c in nb.cells] == mod.CELLS
+    assert nb.metadata["make_notebooks"]["file"] == mod.FILE
+
+
+HEAD = "# ---\n# jupyter:\n#   make_notebooks:\n#     file: 99_x.ipynb\n# ---\n"
+
+
+def test_a_source_is_read_cell_by_cell(tmp_path):
+    path = tmp_path / "nb99_x.py"
+    path.write_text(HEAD + "\n# %% [markdown]\n# # Title\n#\n# text\n\n# %%\n"
+                    "# %matplotlib inline\nx = 1  # a comment\n\n\n# %%\ndef f():\n"
+                    "    return 2\n", encoding="utf-8")
+    mod = GEN.load(path)
+    assert mod.FILE == "99_x.ipynb"
+    assert mod.CELLS == [("md", "# Title\n\ntext"),
+                         ("code", "%matplotlib inline\nx = 1  # a comment"),
+                         ("code", "def f():\n    return 2")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("FILE = 'x.ipynb'\n", "jupytext header"),
+    (HEAD.replace("file: 99_x.ipynb", "name: 99_x.ipynb"), "name the notebook once"),
+    (HEAD.replace("99_x.ipynb", "sub/99_x.ipynb"), "ending in .ipynb"),
+    (HEAD + "x = 1\n# %%\ny = 2\n", "before the first cell marker"),
+    (HEAD + "# %% [markdown]\n# text\nnot a comment\n", "Markdown cell's lines"),
+    (HEAD + "# %% tags=['x']\nx = 1\n", "cell marker is"),
+    (HEAD, "no cells"),
+])
+def test_a_malformed_source_is_an_error_not_a_lost_cell(tmp_path, text, message):
+    path = tmp_path / "nb99_x.py"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        GEN.load(path)
+
+
+@pytest.mark.parametrize("key", sorted(SOURCES))
 def test_notebook_matches_its_source_and_was_run(key):
     mod = GEN.load(SOURCES[key])
     path = NOTEBOOKS / mod.FILE
@@ -53,7 +96,7 @@ def test_every_notebook_has_checked_exercises(key):
     # before the next, a code cell that checks the answer (check_answer, or assert)
     cells = GEN.load(SOURCES[key]).CELLS
     starts = [i for i, (kind, text) in enumerate(cells)
-              if kind == "md" and EXERCISE.search(GEN.cell_text(text))]
+              if kind == "md" and EXERCISE.search(text)]
     assert len(starts) >= 2, f"notebook {key}: fewer than two exercises"
     for a, b in zip(starts, starts[1:] + [len(cells)]):
         assert any(kind == "code" and ("check_answer(" in text or "assert" in text)

@@ -28,7 +28,7 @@ SOURCES = GEN.sources()
 
 def _code(text: str) -> str:
     return "\n".join("pass" if line.startswith("%") else line
-                     for line in GEN.cell_text(text).split("\n"))
+                     for line in text.split("\n"))
 
 
 def _run(src: str, ns: dict, where: str) -> None:
