@@ -26,7 +26,7 @@ import graphviz
 
 from .engine import Value, topological_order
 from .files import write_atomic
-from .teach._graph import node_names, resolve, reverse_sweep
+from .teach.graph import node_names, resolve, reverse_sweep
 
 __all__ = ["draw_dot", "Drawing", "GraphvizNotFoundError", "show", "show_backward", "to_svg",
            "render_to", "Picture", "Pictures", "cluster_paths", "format_number", "fit_svg",

@@ -26,7 +26,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 from ..engine import Value, topological_order
 from ..files import write_atomic
-from ._graph import check_value, fmt
+from .graph import check_value, fmt
 from .narration import Narration, Step, narrate
 
 # draw_dot options the frames set themselves

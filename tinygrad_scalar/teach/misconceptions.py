@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..engine import Value, topological_order
-from ._graph import NodeMap, check_value, fmt, html_table, node_names, reverse_sweep, text_table
+from .graph import NodeMap, check_value, fmt, html_table, node_names, reverse_sweep, text_table
 
 #: The recursion without a topological order repeats work once per path; past this many edge
 #: visits it is reported as not run (the count itself is the lesson: it grows exponentially).

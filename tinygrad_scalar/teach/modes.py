@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 from ..engine import Value, topological_order
-from ._graph import (NodeMap, check_value, fmt, forward_sweep, html_table, node_names, op_name,
+from .graph import (NodeMap, check_value, fmt, forward_sweep, html_table, node_names, op_name,
                      resolve, reverse_sweep, text_table, union_order)
 
 

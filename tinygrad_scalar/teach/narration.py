@@ -12,7 +12,7 @@ from typing import Iterator, Optional, Sequence, overload
 
 from ..checks import real_number
 from ..engine import Value, reverse_sweep, topological_order
-from ._graph import NodeMap, check_value, fmt, html_table, node_names, op_name, text_table
+from .graph import NodeMap, check_value, fmt, html_table, node_names, op_name, text_table
 
 
 @dataclass(frozen=True)

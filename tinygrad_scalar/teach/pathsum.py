@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..engine import Value, topological_order
-from ._graph import (check_value, fmt, html_table, node_names, op_name, resolve, reverse_sweep,
+from .graph import (check_value, fmt, html_table, node_names, op_name, resolve, reverse_sweep,
                      text_table)
 
 

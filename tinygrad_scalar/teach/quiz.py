@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
 from ..engine import Value, topological_order
-from ._graph import check_value, fmt, html_table, node_names, resolve, reverse_sweep, text_table
+from .graph import check_value, fmt, html_table, node_names, resolve, reverse_sweep, text_table
 
 
 class WrongAnswer(AssertionError):

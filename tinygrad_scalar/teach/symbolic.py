@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..engine import Value, topological_order
-from ._graph import check_value, fmt, html_table, node_names, reverse_sweep, text_table
+from .graph import check_value, fmt, html_table, node_names, reverse_sweep, text_table
 
 _INSTALL = ('teach.symbolic needs SymPy, which is not installed: pip install '
             '"tinygrad_scalar[symbolic]" (or pip install sympy)')

@@ -1,6 +1,9 @@
 """What every teaching tool shares: node names, looking nodes up, one private reverse sweep,
 number formatting and small HTML tables.
 
+Public within the project: the pictures (`viz`) name nodes with `node_names` too, so that every
+name a caption, narration or table uses is the one drawn on the node.
+
 Everything here reads the engine's public surface (`parents`, `edges()`, `topological_order`
 and its reverse and forward sweeps: the same per-edge local derivatives `backward()` uses) and
 never writes to a node. A number that does not exist (the derivative toward a constant) is None
