@@ -19,8 +19,9 @@ from tinygrad_scalar import engine, losses, optim
 from tinygrad_scalar.data import make_moons, make_spiral, signed_labels
 from tinygrad_scalar.engine import Value
 from tinygrad_scalar.nn import MLP
-from tinygrad_scalar.static import Program, TraceError, _SUM_KERNEL, _neumaier_sum, \
-    _seq_sum, trace
+from tinygrad_scalar.static import Program, TraceError, trace
+from tinygrad_scalar.static.kernels import SUM_KERNEL as _SUM_KERNEL, neumaier_sum as _neumaier_sum, \
+    seq_sum as _seq_sum
 from tinygrad_scalar.static_train import CompiledStep, static_cross_entropy
 from tinygrad_scalar.train import TrainStep, evaluate, fit
 

@@ -48,6 +48,19 @@ class Op:
     def __reduce__(self):  # ops pickle by name, so graphs pickle without their functions
         return (op_by_name, (self.name,))
 
+    def failure(self, *xs) -> Optional[Exception]:
+        """The exception the engine raises for this operation on these numbers (with recording
+        on, so the derivative rule runs too), or None when it accepts them. Array backends call
+        it for a failing element, so their errors are the engine's own."""
+        token = _recording.set(True)
+        try:
+            apply(self, *[Value(x) for x in xs])
+        except Exception as e:  # whatever the rules raise: that is the engine's answer
+            return e
+        finally:
+            _recording.reset(token)
+        return None
+
 
 OPS: dict[str, Op] = {}
 

@@ -203,7 +203,7 @@ class CompiledStep:
         opt_set = set(self.params)
         others = [p for p in getattr(self.model, "parameters", lambda: [])() if p not in opt_set]
         return Program(per_example(x, t), [x, t], self.params, others, ["x", "y"],
-                       exact=exact, _fn=per_example)
+                       exact=exact, function=per_example)
 
     def _targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=float)
@@ -216,7 +216,7 @@ class CompiledStep:
         X = np.asarray(X, dtype=float)
         T = self._targets(y)
         if X.ndim != 2 or len(X) != len(T):
-            raise ValueError(f"CompiledStep needs X of shape (batch, {len(prog._slots[0])}) and "
+            raise ValueError(f"CompiledStep needs X of shape (batch, {prog.input_sizes[0]}) and "
                              f"one target per row, got X {X.shape} and {len(T)} targets")
         if self._verify:
             prog.verify(X, T, samples=2)
@@ -224,13 +224,13 @@ class CompiledStep:
         losses, scores = prog(X, T)
         B = len(losses)
         # the loss value exactly as the engine's TrainStep computes it
-        total = engine._sum_f(*losses.tolist())
+        total = SUM.f(*losses.tolist())
         if B > 1:
             total = total * (1.0 / B)
-        P = prog._S[:len(self.params), 0].copy()  # the parameter values this run read
+        P = prog.last_state()[:len(self.params)]  # the parameter values this run read
         if self.alpha:
             sq = (P * P).tolist()
-            total = total + (engine._sum_f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
+            total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
         opt = self.optimizer
         opt.zero_grad()
         seed = 1.0 / B if B > 1 else 1.0
