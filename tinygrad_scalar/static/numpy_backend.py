@@ -1,6 +1,13 @@
 """The NumPy replay of a plan: buffers, the forward and backward sweeps, error attribution.
 
-`NumpyRunner(plan, exact)` runs a `Plan` on NumPy arrays. Everything a run writes (the value
+`NumpyRunner(plan, exact)` runs a `Plan` on NumPy arrays with each operation's own rules from
+the op table: its vector forms (`Op.vf`, `Op.vdf` or `df` itself) on whole groups, its domain
+predicate (`Op.bad`) to find a failing element, and the per-element fallback (static.elementwise)
+for operations without a vector form. exact=True runs the rules inside `engine.exact_math()`,
+so the transcendental helpers go through Python's math per element (the engine's bits); an
+operation whose vector forms cannot round as its scalar rules do (`exact_vector=False`: pow)
+then runs per element. The only per-operation table here is `_IN_PLACE`: the NumPy ufuncs that
+write a value straight into its rows (the same arithmetic as the rules' `+ - * /`). Everything a run writes (the value
 stores, the gradient buffers, each group's saved arguments, the batch of the last forward) lives
 in a per-thread `_Run`, so threads can share one compiled program: each thread has its own
 buffers and its own last forward, which its backward reads.
@@ -13,11 +20,13 @@ from typing import Optional
 import numpy as np
 
 from .. import engine
-from . import kernels as K
 from .elementwise import per_element, raise_first
 from .plan import Group, Plan
 
 __all__ = ["NumpyRunner"]
+
+_IN_PLACE = {engine.ADD: np.add, engine.SUB: np.subtract, engine.MUL: np.multiply,
+             engine.DIV: np.divide}
 
 
 class _Run:
@@ -40,10 +49,12 @@ class _Run:
 def _reduced(loc, g: np.ndarray, sel) -> np.ndarray:
     """Σ over the batch of loc * g, row by row (a parameter's contribution, summed where it is
     made). One example: exactly loc * g, the engine's product."""
-    if loc is K.ONE:
-        return g.sum(axis=1)
-    if loc is K.MINUS:
-        return -g.sum(axis=1)
+    if type(loc) is float:  # the rules' constant locals (1.0 and -1.0: exactly g and -g)
+        if loc == 1.0:
+            return g.sum(axis=1)
+        if loc == -1.0:
+            return -g.sum(axis=1)
+        return (loc * g).sum(axis=1)
     if sel is not None:
         loc = loc[sel]
     if loc.shape[-1] == 1:  # a value without batch axis: loc * Σ_b g
@@ -56,18 +67,10 @@ class NumpyRunner:
 
     def __init__(self, plan: Plan, exact: bool):
         self.plan, self.exact = plan, exact
-        self.M = K.Math(exact)
-        self.kernels = [self._kernel(g.op, g.arity) for g in plan.groups]
+        #: per group: run with the op's vector forms (else per element)
+        self.vector = [g.op.vf is not None and (g.op.exact_vector or not exact)
+                       for g in plan.groups]
         self._threads = threading.local()
-
-    def _kernel(self, op, arity: int):
-        if op is engine.SUM:
-            if K.SUM_KERNEL is None or arity > K.FSUM_ABOVE:
-                return None
-            return "sum"
-        if op is engine.POW:
-            return None if self.exact else K.POW_FAST
-        return K.KERNELS.get(op)
 
     # -- per-thread state ------------------------------------------------------------------
     def _run_for(self, B: int) -> _Run:
@@ -104,7 +107,7 @@ class NumpyRunner:
             k += n
         if plan.n_state:
             S[:plan.n_state, 0] = state
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), engine.exact_math(self.exact):
             for gid, g in enumerate(plan.groups):
                 self._run_group(run, gid, g)
             if not (np.isfinite(V.sum()) and np.isfinite(S.sum())):
@@ -135,39 +138,38 @@ class NumpyRunner:
     def _run_group(self, run: _Run, gid: int, g: Group) -> None:
         args = self._args(run, gid, g)
         dest = (run.V if g.batched else run.S)[g.start:g.stop]
-        kern = self.kernels[gid]
-        if kern == "sum":
-            K.SUM_KERNEL(args, dest)
-            run.cache[gid] = (args, None)
-            return
-        if kern is None:
-            out, locs = per_element(g.op, args, self._where(g))
-            dest[...] = out
-            run.cache[gid] = (args, locs)
-            return
-        if kern.suspect is not None:
-            bad = kern.suspect(args)
-            if bad.any():
-                raise_first(g.op, args, np.flatnonzero(np.broadcast_to(bad, dest.shape)),
-                            self._where(g))
-        try:
-            if kern.ufunc is not None:
-                kern.ufunc(*args, out=dest)
-            else:
-                dest[...] = kern.value(self.M, args)
-        except (ArithmeticError, ValueError):  # math's per element errors (exact mode)
-            raise_first(g.op, args, None, self._where(g))
-            raise RuntimeError(f"replay of '{g.op.name}' failed on values the engine "
-                               "accepts: please report this as a bug") from None
-        run.cache[gid] = (args, None)
+        op = g.op
+        if self.vector[gid]:
+            if op.bad is not None:
+                bad = op.bad(*args)
+                if bad.any():
+                    raise_first(op, args, np.flatnonzero(np.broadcast_to(bad, dest.shape)),
+                                self._where(g))
+            try:
+                ufunc = _IN_PLACE.get(op)
+                if ufunc is not None:
+                    ufunc(*args, out=dest)
+                    run.cache[gid] = (args, None)
+                    return
+                out = op.vf(*args)
+            except (ArithmeticError, ValueError):  # math's errors per element (exact mode)
+                raise_first(op, args, None, self._where(g))
+                raise RuntimeError(f"replay of '{op.name}' failed on values the engine "
+                                   "accepts: please report this as a bug") from None
+            if out is not None:  # None: no vector form for these inputs
+                dest[...] = out
+                run.cache[gid] = (args, None)
+                return
+        out, locs = per_element(op, args, self._where(g))
+        dest[...] = out
+        run.cache[gid] = (args, locs)
 
     def _check_finite(self, run: _Run) -> None:
         """Some value is inf/nan: find a node whose inputs are finite (an overflow, as the
         engine reports it); non-finite values fed in simply propagate, as in the engine."""
         for gid, g in enumerate(self.plan.groups):
-            kern = self.kernels[gid]
-            if kern is None or (kern != "sum" and not kern.can_overflow):
-                continue
+            if run.cache[gid][1] is not None:
+                continue  # ran per element: checked there
             args = self._args(run, gid, g)
             out = (run.V if g.batched else run.S)[g.start:g.stop]
             bad = ~np.isfinite(out)
@@ -209,7 +211,7 @@ class NumpyRunner:
                     seed = seed.sum()  # an output that is a parameter itself
                 flats[dest[0]][dest[1]] = 0.0 if seed is None else seed
         dead = plan.dead_rows(tuple(s is not None for s in seeds))
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), engine.exact_math(self.exact):
             for gid in range(len(plan.groups) - 1, -1, -1):
                 g = plan.groups[gid]
                 if dead is not None and dead[gid] is True:  # nothing here reaches a seed
@@ -245,10 +247,8 @@ class NumpyRunner:
         args, locs = run.cache[gid]
         if locs is not None:
             return locs
-        kern = self.kernels[gid]
-        if kern == "sum":
-            return (K.ONE,) * g.arity
-        return kern.local(self.M, args, (run.V if g.batched else run.S)[g.start:g.stop])
+        df = g.op.vdf or g.op.df
+        return df(*args, (run.V if g.batched else run.S)[g.start:g.stop])
 
     def _contribute(self, run, gid, g, grad, flats, inputs, per_example) -> None:
         """Write loc * grad for every edge of the group into its parents' gradient slots."""
@@ -262,12 +262,14 @@ class NumpyRunner:
                 if pg == INPUTS and not inputs:
                     continue
                 target = flats[pg]
+                one = type(loc) is float and loc == 1.0
+                minus = type(loc) is float and loc == -1.0
                 if pg == PARAMS and not per_example:
                     target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel], sel)
                 elif sel is None:
-                    if loc is K.ONE:
+                    if one:
                         target[dest] = grad
-                    elif loc is K.MINUS:
+                    elif minus:
                         if isinstance(dest, slice):
                             np.negative(grad, out=target[dest])
                         else:
@@ -278,10 +280,12 @@ class NumpyRunner:
                         target[dest] = loc * grad
                 else:
                     gs = grad[sel]
-                    if loc is K.ONE:
+                    if one:
                         target[dest] = gs
-                    elif loc is K.MINUS:
+                    elif minus:
                         target[dest] = -gs
+                    elif type(loc) is float:
+                        target[dest] = loc * gs
                     else:
                         target[dest] = np.broadcast_to(loc, grad.shape)[sel] * gs
 

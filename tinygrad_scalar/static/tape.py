@@ -268,3 +268,4 @@ class Tape:
         if max_lines is not None and len(lines) > max_lines:
             lines = lines[:max_lines - 1] + [f"... ({len(self.instrs)} instructions)"]
         return "\n".join(lines)
+

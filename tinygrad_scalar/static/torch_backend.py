@@ -8,6 +8,8 @@ otherwise). It runs the plan's vectorised schedule (one torch call per group of 
 operations) and leaves gradients to torch's autograd, so a model prototyped on the scalar engine
 can move to a tensor engine (GPU, torch.optim, torch.compile) when it outgrows this one.
 
+Each operation runs its own vector form from the op table (`Op.vf`, written with the engine's
+dispatching helpers, which send tensors to torch), and torch's autograd differentiates it.
 Torch has no domain checks: where the engine raises (log of a negative number, an overflow)
 the exported function returns torch's nan or inf. Operations without a vector form (custom
 operations) run their scalar rules per element (static.elementwise) inside an autograd.Function.
@@ -20,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine
 from . import feed
 from .elementwise import per_element
 
@@ -30,33 +31,6 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("Program.to_torch() needs PyTorch: pip install torch") from e
 
 __all__ = ["TorchProgram", "to_torch"]
-
-
-def _t_sum(args):
-    out = args[0] + 0.0
-    for a in args[1:]:
-        out = out + a
-    return out
-
-
-_TORCH = {
-    engine.ADD: lambda x: x[0] + x[1],
-    engine.SUB: lambda x: x[0] - x[1],
-    engine.MUL: lambda x: x[0] * x[1],
-    engine.DIV: lambda x: x[0] / x[1],
-    engine.POW: lambda x: torch.pow(x[0], x[1]),
-    engine.NEG: lambda x: -x[0],
-    engine.ABS: lambda x: torch.abs(x[0]),
-    engine.RELU: lambda x: torch.relu(x[0]),
-    engine.TANH: lambda x: torch.tanh(x[0]),
-    engine.SIGMOID: lambda x: torch.sigmoid(x[0]),
-    engine.EXP: lambda x: torch.exp(x[0]),
-    engine.LOG: lambda x: torch.log(x[0]),
-    engine.SQRT: lambda x: torch.sqrt(x[0]),
-    engine.SIN: lambda x: torch.sin(x[0]),
-    engine.COS: lambda x: torch.cos(x[0]),
-    engine.SUM: _t_sum,
-}
 
 
 def _where_in_tensor(shape, e: int) -> str:
@@ -82,11 +56,13 @@ class _PerElement(torch.autograd.Function):
 
 
 def _lowering(op):
-    fn = _TORCH.get(op)
-    if fn is not None:
-        return fn
-
+    """The op on tensors: its vector form from the op table (the engine's dispatching helpers
+    send exp, where, ... to torch), else its scalar rules per element."""
     def run(args):
+        if op.vf is not None:
+            out = op.vf(*args)
+            if out is not None:
+                return out
         shape = torch.broadcast_shapes(*(a.shape for a in args))
         return _PerElement.apply(op, *[a.expand(shape) for a in args])
     return run
