@@ -97,3 +97,27 @@ def test_static_replay_and_torch_export_give_the_engine_numbers():
     # torch's own softplus is the second oracle
     ref = torch.nn.functional.softplus(torch.tensor(X) * 0.4) * torch.tensor(X)
     np.testing.assert_allclose(t_out.detach().numpy(), ref.numpy(), rtol=1e-14)
+
+
+def test_the_rules_helpers_take_floats_values_arrays_and_tensors():
+    xs = [-1.5, -0.0, 0.0, 0.25, 2.0]
+    arr = np.array(xs)
+    for name in ("exp", "sin", "cos", "tanh", "sigmoid", "sign"):
+        fn = getattr(engine, name)
+        want = [fn(x) for x in xs]  # the float forms
+        assert [fn(Value(x)).data if name != "sign" else fn(Value(x)) for x in xs] == want
+        assert fn(arr).tolist() == pytest.approx(want, rel=1e-15)
+        with engine.exact_math():
+            assert fn(arr).tolist() == want  # per element with math: the same bits
+    pos = np.array([0.5, 1.0, 4.0])
+    for name in ("log", "sqrt"):
+        fn = getattr(engine, name)
+        assert fn(pos).tolist() == pytest.approx([fn(float(x)) for x in pos], rel=1e-15)
+    assert engine.where(arr > 0.0, 1.0, 0.0).tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert engine.where(True, 1.0, 2.0) == 1.0
+    torch = pytest.importorskip("torch", reason="torch tensors")
+    t = torch.tensor(xs, dtype=torch.float64)
+    for name in ("exp", "sin", "cos", "tanh", "sigmoid", "sign"):
+        fn = getattr(engine, name)
+        np.testing.assert_allclose(fn(t).numpy(), fn(arr), rtol=1e-15)
+    assert engine.where(t > 0.0, t, 0.0).tolist() == [0.0, 0.0, 0.0, 0.25, 2.0]

@@ -103,19 +103,31 @@ def _register(op: Op) -> Op:
 _exact = contextvars.ContextVar("tinygrad_scalar_exact_math", default=False)
 
 
-@contextmanager
-def exact_math(on: bool = True) -> Iterator[None]:
-    """Inside (on=True), the helpers below evaluate NumPy arrays per element with `math`."""
-    token = _exact.set(on)
-    try:
-        yield
-    finally:
-        _exact.reset(token)
+class exact_math:
+    """Inside (on=True), the helpers below evaluate NumPy arrays per element with `math`.
+    (A class, not a generator: replays enter it twice per step.)"""
+    __slots__ = ("on", "token")
+
+    def __init__(self, on: bool = True):
+        self.on, self.token = on, None
+
+    def __enter__(self) -> None:
+        self.token = _exact.set(self.on)
+
+    def __exit__(self, *exc) -> None:
+        _exact.reset(self.token)
+
+
+_ARRAY_MODULES: dict = {}  # type -> numpy, torch or None, learnt on first sight
 
 
 def _array_module(x):
-    mod = type(x).__module__.partition(".")[0]
-    return sys.modules.get(mod) if mod in ("numpy", "torch") else None
+    t = type(x)
+    m = _ARRAY_MODULES.get(t, _ARRAY_MODULES)
+    if m is _ARRAY_MODULES:
+        mod = t.__module__.partition(".")[0]
+        m = _ARRAY_MODULES[t] = sys.modules.get(mod) if mod in ("numpy", "torch") else None
+    return m
 
 
 def _per_element(fn: Callable, x):
@@ -171,8 +183,8 @@ def sqrt(x):
 
 def where(cond, a, b):
     """a where cond holds, else b: `a if cond else b` for a bool, elementwise for arrays."""
-    m = _array_module(cond)
-    if m is None or getattr(cond, "ndim", 1) == 0 and m.__name__ == "numpy":
+    m = _ARRAY_MODULES.get(type(cond)) or _array_module(cond)
+    if m is None or not cond.shape:
         return a if cond else b
     return m.where(cond, a, b)
 
@@ -336,10 +348,10 @@ def _sum_seq(*xs):
     """((0.0 + x0) + x1) + ...: Python's sum(xs, 0.0) before 3.12, elementwise."""
     out = xs[0] + 0.0
     for x in xs[1:]:
-        if getattr(out, "shape", None) == getattr(x, "shape", None):
+        try:
             out += x  # in place for arrays (out is a fresh one), a new number for floats
-        else:
-            out = out + x  # broadcasting: a state row plus a batched one
+        except (ValueError, RuntimeError):  # NumPy's, torch's: x broadcasts out to a batch
+            out = out + x
     return out
 
 
@@ -459,6 +471,10 @@ _recording = contextvars.ContextVar("tinygrad_scalar_recording", default=True)
 # math.sin(x) and the like, which would turn x into a plain number and cut the graph.
 _float_hook: contextvars.ContextVar = contextvars.ContextVar("tinygrad_scalar_float_hook",
                                                             default=None)
+# Called with (value, other, operator) on a comparison or bool() of a Value when set: tracing
+# (static.trace) uses it to refuse a Python branch on a traced input, which would be frozen.
+_branch_hook: contextvars.ContextVar = contextvars.ContextVar("tinygrad_scalar_branch_hook",
+                                                             default=None)
 
 
 @contextmanager
@@ -684,24 +700,32 @@ class Value:
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)
     def __lt__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, "<")
         try:
             return self.data < (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __le__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, "<=")
         try:
             return self.data <= (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __gt__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, ">")
         try:
             return self.data > (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __ge__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, ">=")
         try:
             return self.data >= (other.data if isinstance(other, Value) else other)
         except TypeError:
@@ -718,6 +742,8 @@ class Value:
         return self.data
 
     def __bool__(self) -> bool:  # as a PyTorch scalar: false exactly when zero
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, None, "bool")
         return self.data != 0.0
 
     def __repr__(self) -> str:

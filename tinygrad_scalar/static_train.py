@@ -24,6 +24,7 @@ import numpy as np
 from . import engine
 from .engine import SUM, Value, _nary
 from .static import Program, TraceError
+from .static.tape import refusing_branches
 
 __all__ = ["CompiledStep", "STATIC_LOSSES", "static_hinge", "static_mse", "static_bce",
            "static_cross_entropy"]
@@ -187,7 +188,8 @@ class CompiledStep:
         if not engine.is_grad_enabled():
             raise TraceError("CompiledStep traces the model: create it outside no_grad()")
         x = [Value(0.0, f"x[{i}]") for i in range(nin)]
-        out = self.model(x)
+        with refusing_branches([x]):
+            out = self.model(x)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         self.nout = len(outs)
         k = self.nout if self._per_example is static_cross_entropy else n_targets
@@ -202,7 +204,9 @@ class CompiledStep:
         self._fn = per_example
         opt_set = set(self.params)
         others = [p for p in getattr(self.model, "parameters", lambda: [])() if p not in opt_set]
-        return Program(per_example(x, t), [x, t], self.params, others, ["x", "y"],
+        with refusing_branches([x, t]):
+            traced = per_example(x, t)
+        return Program(traced, [x, t], self.params, others, ["x", "y"],
                        exact=exact, function=per_example)
 
     def _targets(self, y) -> np.ndarray:

@@ -13,7 +13,6 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from .. import engine
 from ..engine import Op
 
 __all__ = ["engine_error", "per_element", "raise_first"]

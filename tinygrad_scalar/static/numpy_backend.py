@@ -6,11 +6,12 @@ predicate (`Op.bad`) to find a failing element, and the per-element fallback (st
 for operations without a vector form. exact=True runs the rules inside `engine.exact_math()`,
 so the transcendental helpers go through Python's math per element (the engine's bits); an
 operation whose vector forms cannot round as its scalar rules do (`exact_vector=False`: pow)
-then runs per element. The only per-operation table here is `_IN_PLACE`: the NumPy ufuncs that
-write a value straight into its rows (the same arithmetic as the rules' `+ - * /`). Everything a run writes (the value
-stores, the gradient buffers, each group's saved arguments, the batch of the last forward) lives
-in a per-thread `_Run`, so threads can share one compiled program: each thread has its own
-buffers and its own last forward, which its backward reads.
+then runs per element. The only per-operation table here is `_IN_PLACE`: the NumPy ufuncs
+that write a value straight into its rows (the same arithmetic as the rules' `+ - * /`).
+
+Everything a run writes (the value stores, the gradient buffers, each group's saved arguments,
+the batch of the last forward) lives in a per-thread `_Run`, so threads can share one compiled
+program: each thread has its own buffers and its own last forward, which its backward reads.
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ class NumpyRunner:
         self.plan, self.exact = plan, exact
         #: per group: run with the op's vector forms (else per element)
         self.vector = [g.op.vf is not None and (g.op.exact_vector or not exact)
+                       for g in plan.groups]
+        #: per group, resolved once: (domain predicate, in-place ufunc, value form, derivative)
+        self._rules = [(g.op.bad, _IN_PLACE.get(g.op), g.op.vf, g.op.vdf or g.op.df)
                        for g in plan.groups]
         self._threads = threading.local()
 
@@ -140,18 +144,18 @@ class NumpyRunner:
         dest = (run.V if g.batched else run.S)[g.start:g.stop]
         op = g.op
         if self.vector[gid]:
-            if op.bad is not None:
-                bad = op.bad(*args)
+            bad_of, ufunc, vf, _ = self._rules[gid]
+            if bad_of is not None:
+                bad = bad_of(*args)
                 if bad.any():
                     raise_first(op, args, np.flatnonzero(np.broadcast_to(bad, dest.shape)),
                                 self._where(g))
             try:
-                ufunc = _IN_PLACE.get(op)
                 if ufunc is not None:
                     ufunc(*args, out=dest)
                     run.cache[gid] = (args, None)
                     return
-                out = op.vf(*args)
+                out = vf(*args)
             except (ArithmeticError, ValueError):  # math's errors per element (exact mode)
                 raise_first(op, args, None, self._where(g))
                 raise RuntimeError(f"replay of '{op.name}' failed on values the engine "
@@ -198,7 +202,7 @@ class NumpyRunner:
         """The reverse sweep over `run`: (summed parameter gradients, per-example parameter
         gradients or None, per-input-slot gradients or None)."""
         plan = self.plan
-        B, V, S, bufs = run.B, run.V, run.S, run.gbuf
+        B, bufs, V, S, rules = run.B, run.gbuf, run.V, run.S, self._rules
         INPUTS, PARAMS = plan.INPUTS, plan.PARAMS
         flats = [b.reshape(-1, B) for b in bufs]
         pbuf = run.pbuf
@@ -224,7 +228,47 @@ class NumpyRunner:
                 grad = buf[0]
                 for t in range(1, plan.fan[gid]):
                     grad += buf[t]
-                self._contribute(run, gid, g, grad, flats, inputs, per_example)
+                # this group's local derivatives (saved by a per-element run, else its rule)
+                args, locs = run.cache[gid]
+                if locs is None:
+                    locs = rules[gid][3](*args, (V if g.batched else S)[g.start:g.stop])
+                # loc * grad along every edge, into the parents' gradient slots (inline: this
+                # loop is the replay's hot path)
+                for j, edges in enumerate(g.edges):
+                    if not edges:
+                        continue
+                    loc = locs[j]
+                    scalar = type(loc) is float
+                    one, minus = scalar and loc == 1.0, scalar and loc == -1.0
+                    for pg, sel, dest in edges:
+                        if pg == INPUTS and not inputs:
+                            continue
+                        target = flats[pg]
+                        if pg == PARAMS and not per_example:
+                            target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel],
+                                                       sel)
+                        elif sel is None:
+                            if one:
+                                target[dest] = grad
+                            elif minus:
+                                if isinstance(dest, slice):
+                                    np.negative(grad, out=target[dest])
+                                else:
+                                    target[dest] = -grad
+                            elif isinstance(dest, slice):
+                                np.multiply(loc, grad, out=target[dest])
+                            else:
+                                target[dest] = loc * grad
+                        else:
+                            gs = grad[sel]
+                            if one:
+                                target[dest] = gs
+                            elif minus:
+                                target[dest] = -gs
+                            elif scalar:
+                                target[dest] = loc * gs
+                            else:
+                                target[dest] = np.broadcast_to(loc, grad.shape)[sel] * gs
                 if dead is not None and dead[gid] is not None:  # rows off the seeded paths
                     for pg, zero in dead[gid]:
                         if pg != INPUTS or inputs:
@@ -242,52 +286,6 @@ class NumpyRunner:
         else:
             per_ex, params_grad = None, pbuf[0, :, 0].copy()
         return params_grad, per_ex, (self._input_grads(run) if inputs else None)
-
-    def _locals(self, run: _Run, gid: int, g: Group) -> tuple:
-        args, locs = run.cache[gid]
-        if locs is not None:
-            return locs
-        df = g.op.vdf or g.op.df
-        return df(*args, (run.V if g.batched else run.S)[g.start:g.stop])
-
-    def _contribute(self, run, gid, g, grad, flats, inputs, per_example) -> None:
-        """Write loc * grad for every edge of the group into its parents' gradient slots."""
-        INPUTS, PARAMS = self.plan.INPUTS, self.plan.PARAMS
-        locs = self._locals(run, gid, g)
-        for j, edges in enumerate(g.edges):
-            if not edges:
-                continue
-            loc = locs[j]
-            for pg, sel, dest in edges:
-                if pg == INPUTS and not inputs:
-                    continue
-                target = flats[pg]
-                one = type(loc) is float and loc == 1.0
-                minus = type(loc) is float and loc == -1.0
-                if pg == PARAMS and not per_example:
-                    target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel], sel)
-                elif sel is None:
-                    if one:
-                        target[dest] = grad
-                    elif minus:
-                        if isinstance(dest, slice):
-                            np.negative(grad, out=target[dest])
-                        else:
-                            target[dest] = -grad
-                    elif isinstance(dest, slice):
-                        np.multiply(loc, grad, out=target[dest])
-                    else:
-                        target[dest] = loc * grad
-                else:
-                    gs = grad[sel]
-                    if one:
-                        target[dest] = gs
-                    elif minus:
-                        target[dest] = -gs
-                    elif type(loc) is float:
-                        target[dest] = loc * gs
-                    else:
-                        target[dest] = np.broadcast_to(loc, grad.shape)[sel] * gs
 
     def _input_grads(self, run: _Run) -> tuple:
         tape = self.plan.tape

@@ -16,7 +16,7 @@ from ..engine import Value
 from . import feed
 from .numpy_backend import NumpyRunner
 from .plan import Plan
-from .tape import Instr, Tape, TraceError
+from .tape import Instr, Tape, TraceError, refusing_branches
 from .verify import verify as _verify
 
 __all__ = ["Program", "Grads", "trace"]
@@ -80,11 +80,9 @@ class Program:
         self.frozen: list[Value] = tape.frozen
         self.input_names: list[str] = tape.input_names
         self._runner = NumpyRunner(self.plan, exact)
-
-    @property
-    def input_sizes(self) -> list[int]:
-        """The number of leaves in each input slot."""
-        return [len(s) for s in self.plan.tape.slots]
+        self._state_leaves = tape.params + tape.frozen  # read at every run, in row order
+        #: the number of leaves in each input slot
+        self.input_sizes: list[int] = [len(s) for s in tape.slots]
 
     def last_state(self) -> np.ndarray:
         """The parameter values, then the frozen ones, that this thread's last forward read."""
@@ -108,8 +106,7 @@ class Program:
         Value output, a (k,) / (B, k) array per output that is a sequence of Values, a tuple
         when there are several. Parameters are read from their Values at every run."""
         arrays, B, single = self._feed(feeds, named)
-        state = np.fromiter((v.data for v in self.params + self.frozen), float,
-                            self.plan.n_state)
+        state = np.fromiter((v.data for v in self._state_leaves), float, self.plan.n_state)
         return self._runner.forward(arrays, B, single, state)
 
     __call__ = forward
@@ -240,8 +237,10 @@ def trace(fn: Callable, *examples: Any, params: Optional[Sequence[Value]] = None
     Each example is a number (fn gets one Value) or a 1-D sequence (fn gets a list of Values,
     fed later as one array with the examples on the leading axis). fn returns a Value, a number
     or a (nested) sequence of them. params/frozen/allow_unused/exact: as Program.from_graph;
-    names defaults to fn's argument names. Python control flow inside fn that reads `.data` is
-    frozen at this call (as with jax.jit); `Program.verify` detects it on real examples.
+    names defaults to fn's argument names. A comparison or bool() of a Value that depends on a
+    placeholder raises TraceError (the branch would be frozen, as jax.jit refuses it too);
+    control flow that reads `.data` explicitly is frozen at this call, which `Program.verify`
+    detects on real examples.
     """
     if not callable(fn):
         raise TypeError(f"trace needs a function, got {type(fn).__name__}: {fn!r}")
@@ -253,7 +252,8 @@ def trace(fn: Callable, *examples: Any, params: Optional[Sequence[Value]] = None
     elif len(names) != len(examples):
         raise TraceError(f"names has {len(names)} entries for {len(examples)} examples")
     ph = [_placeholder(x, n) for x, n in zip(examples, names)]
-    out = fn(*ph)
+    with refusing_branches(ph):
+        out = fn(*ph)
     if out is None:
         raise TraceError(f"trace: {getattr(fn, '__name__', 'fn')} returned None; it must return "
                          "the Value(s) to compute")

@@ -9,12 +9,14 @@ A Tape is built once and never changed afterwards; the plan and the backends onl
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple, Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 from .. import engine
 from ..engine import Op, Value, topological_order
 
-__all__ = ["TraceError", "Instr", "Tape", "describe", "joined", "engine_order"]
+__all__ = ["TraceError", "Instr", "Tape", "describe", "joined", "engine_order",
+           "refusing_branches"]
 
 
 class TraceError(ValueError):
@@ -269,3 +271,42 @@ class Tape:
             lines = lines[:max_lines - 1] + [f"... ({len(self.instrs)} instructions)"]
         return "\n".join(lines)
 
+
+def _fed_leaves(placeholders) -> dict:
+    out = {}
+    for p in placeholders:
+        for v in ([p] if isinstance(p, Value) else p):
+            out[v] = v.label or "an input"
+    return out
+
+
+def _branch_error(v: Value, other, what: str, name: str) -> TraceError:
+    shown = f"bool({describe(v)})" if what == "bool" else \
+        f"{describe(v)} {what} {describe(other) if isinstance(other, Value) else repr(other)}"
+    return TraceError(
+        f"while tracing, {shown} compares a Value that depends on the traced input {name!r}: "
+        "a Python if, max, min or sort on it would take one branch now and freeze it into the "
+        "program, wrong for examples on the other side (jax.jit refuses this too). Write it "
+        "branch-free: max(x, 0) is x.relu(), max(a, b) is a + (b - a).relu(), |x| is abs(x); "
+        "'f(x) if x > 0 else g(x)' with f(0) = g(0) = 0 is f(x.relu()) + g(x - x.relu()). "
+        "Comparisons on parameters and constants alone are fine")
+
+
+@contextmanager
+def refusing_branches(placeholders: Sequence) -> Iterator[None]:
+    """Inside, a comparison or bool() of a Value that depends on one of the placeholders
+    raises TraceError (the branch would be frozen). Values that depend on parameters or
+    constants only compare as usual. Costs nothing outside a trace."""
+    fed = _fed_leaves(placeholders)
+
+    def check(v: Value, other, what: str) -> None:
+        for side in (v, other):
+            if isinstance(side, Value):
+                for node in topological_order(side):
+                    if node in fed:
+                        raise _branch_error(v, other, what, fed[node])
+    token = engine._branch_hook.set(check)
+    try:
+        yield
+    finally:
+        engine._branch_hook.reset(token)
