@@ -174,3 +174,31 @@ def test_to_torch_any_batch_size_and_a_device():
     assert float(moved(torch.tensor([0.5, -0.5])).detach()) == prog([0.5, -0.5])
     with pytest.raises((RuntimeError, TypeError, ValueError)):
         prog.to_torch(device="no-such-device")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_to_torch_matches_the_replay_on_mixed_graphs(seed):
+    """Layers read as whole chunks of a block (cut by unbind) and rows picked one by one
+    (index_select), in the same graph: outputs and autograd gradients as the replay's."""
+    torch = pytest.importorskip("torch", reason="to_torch needs PyTorch")
+    import random
+    r = random.Random(seed)
+    nin = r.randint(1, 4)
+    m = MLP(nin, [r.randint(1, 6) for _ in range(r.randint(1, 3))] + [r.randint(2, 3)],
+            seed=seed, activation=r.choice(["tanh", "relu"]))
+    w = [Value(r.uniform(-1, 1), f"w{i}") for i in range(3)]
+
+    def f(x):
+        out = m(x)
+        prods = [a * b for a in x for b in out]
+        return [Value.sum(prods[i::2] + w[:1]) * w[1] for i in range(2)] + [sum(out) * w[2]]
+    prog = trace(f, [0.1] * nin, params=m.parameters() + w)
+    tp = prog.to_torch()
+    X = np.random.default_rng(seed).normal(size=(9, nin))
+    outs = prog(X)
+    g = prog.backward([1.0] * len(outs), write=False)
+    t = tp(torch.tensor(X))
+    sum(x.sum() for x in t).backward()
+    for a, b in zip(t, outs):
+        np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-12)
+    np.testing.assert_allclose(tp.params.grad.numpy(), g.params, rtol=1e-10, atol=1e-12)

@@ -75,6 +75,7 @@ class _Blocks:
     def __init__(self, bounds: list, n_rows: int):
         self.block = np.zeros(n_rows, dtype=np.intp)
         self.start = np.array([lo for lo, _ in bounds], dtype=np.intp)
+        self.size = np.array([hi - lo for lo, hi in bounds], dtype=np.intp)
         for bid, (lo, hi) in enumerate(bounds):
             self.block[lo:hi] = bid
 
@@ -83,6 +84,16 @@ class _Blocks:
         rows = np.arange(idx.start, idx.stop, idx.step) if isinstance(idx, slice) \
             else np.asarray(idx)
         blocks = self.block[rows]
+        bid, n = int(blocks[0]), len(rows)
+        off = rows - self.start[bid]
+        k = int(off[1] - off[0]) if n > 1 else 0
+        size = int(self.size[bid])
+        # the j-th of equal chunks of a whole block (the plan lays rows out so that a group's
+        # arguments often are): taken by unbind, whose backward stacks the chunks' gradients
+        # once (index_select's backward zero-fills the whole block for each chunk)
+        if (n < size and k == 1 and size % n == 0 and off[0] % n == 0
+                and np.array_equal(off, off[0] + np.arange(n))):
+            return ("chunk", bid, n, int(off[0]) // n)
         if (blocks == blocks[0]).all():
             return [(int(blocks[0]), rows - self.start[blocks[0]])], None
         order = np.argsort(blocks, kind="stable")
@@ -134,6 +145,8 @@ class TorchProgram(torch.nn.Module):
         got = self._index_cache.get(device)
         if got is None:
             def conv(spec):
+                if spec[0] == "chunk":
+                    return spec
                 pieces, perm = spec
                 return ([(b, torch.as_tensor(r, dtype=torch.long, device=device))
                          for b, r in pieces],
@@ -145,7 +158,15 @@ class TorchProgram(torch.nn.Module):
         return got
 
     @staticmethod
-    def _gather(store, spec):
+    def _gather(store, spec, chunks: dict):
+        if spec[0] == "chunk":
+            _, bid, n, j = spec
+            key = (id(store), bid, n)
+            parts = chunks.get(key)
+            if parts is None:
+                block = store[bid]
+                parts = chunks[key] = block.reshape(-1, n, block.shape[-1]).unbind(0)
+            return parts[j]
         pieces, perm = spec
         parts = [store[bid].index_select(0, rows) for bid, rows in pieces]
         x = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
@@ -172,12 +193,13 @@ class TorchProgram(torch.nn.Module):
         state = torch.cat([self.params, self.frozen]).reshape(-1, 1)
         sstore, bstore = [state, self.consts], [inputs]
         step_idx, out_idx = self._indices(device)
+        chunks: dict = {}  # this call's blocks cut by unbind
         for (fn, batched, _), gathers in zip(self._steps, step_idx):
-            args = [self._gather(bstore if b else sstore, spec) for b, spec in gathers]
+            args = [self._gather(bstore if b else sstore, spec, chunks) for b, spec in gathers]
             (bstore if batched else sstore).append(fn(args))
         outs = []
         for b, spec in out_idx:
-            v = self._gather(bstore if b else sstore, spec)[0]
+            v = self._gather(bstore if b else sstore, spec, chunks)[0]
             outs.append(v if b else v.expand(B))
         res = []
         for start, count, is_group in self._out_items:
