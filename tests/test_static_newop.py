@@ -121,3 +121,29 @@ def test_the_rules_helpers_take_floats_values_arrays_and_tensors():
         fn = getattr(engine, name)
         np.testing.assert_allclose(fn(t).numpy(), fn(arr), rtol=1e-15)
     assert engine.where(t > 0.0, t, 0.0).tolist() == [0.0, 0.0, 0.0, 0.25, 2.0]
+
+
+def test_domain_predicates_are_shared_by_the_scalar_check_and_the_arrays():
+    inf, nan = math.inf, math.nan
+    cases = {"pow": [(a, b) for a in (-2.0, -0.5, 0.0, 1.5) for b in (-1.0, 0.5, 2.0, inf,
+                                                                        -inf, nan)],
+             "div": [(1.0, 0.0), (1.0, -0.0), (0.0, 2.0)],
+             "log": [(0.0,), (-1.0,), (2.0,), (nan,)], "sqrt": [(-0.0,), (-1.0,), (4.0,)],
+             "sin": [(inf,), (nan,), (1.0,)], "cos": [(-inf,), (0.5,)]}
+    for name, xs in cases.items():
+        op = engine.OPS[name]
+        cols = [np.array(c) for c in zip(*xs)]
+        mask = op.bad(*cols)
+        for k, x in enumerate(xs):
+            try:
+                op.check(*x)
+                refused = False
+            except (ValueError, ZeroDivisionError) as e:
+                refused = True
+                assert name in str(e) or "**" in str(e) or "/" in str(e)
+            assert refused == bool(mask[k]), (name, x)
+    # an infinite exponent is an integer for a negative base (Python: (-0.5) ** inf == 0.0),
+    # a nan exponent is refused by name instead of "cannot convert float NaN to integer"
+    assert (Value(-0.5) ** inf).data == 0.0
+    with pytest.raises(ValueError, match=r"-2.0 \*\* nan: a negative base needs an integer"):
+        Value(-2.0) ** nan
