@@ -16,6 +16,10 @@
     the ceiling of what NumPy can do here.
 (b) the compiled step's time per step for batches of 10 ... 10,000 points (forward, backward,
     update): the cost grows far slower than the batch until memory traffic dominates.
+(c) Program.to_torch() on a chain of 1,000 ... 20,000 operations: building the module is linear
+    in depth (the growth factor per 10x depth is printed; quadratic would be 100x).
+(d) batch 100,000 through the NumPy replay and through the torch export (forward + backward
+    of the demo network's summed hinge loss, CPU), when torch is installed.
 
 Machines are shared and noisy: read the ratios measured in the same run, not absolute times.
 """
@@ -27,6 +31,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -149,6 +154,61 @@ def bench_batches(repeats: int, sizes=(10, 100, 1000, 10000)) -> dict:
     return out
 
 
+def bench_to_torch(depths=(1000, 2000, 10000, 20000), paused: bool = False) -> dict:
+    """Build times; paused=True with CPython's automatic collection off (its full collections
+    walk the whole growing heap, which is what makes the gc-on times grow faster than 10x)."""
+    import time
+
+    from tinygrad_scalar.static import trace
+
+    def chain(n):
+        def f(x):
+            for _ in range(n):
+                x = (x * 0.999).tanh() + 0.001
+            return x
+        return trace(f, 0.5)
+    chain(2).to_torch()  # imports and first-call set-up
+    out = {}
+    for n in depths:
+        prog = chain(n)
+        gc.collect()
+        if paused:
+            gc.disable()
+        try:
+            t = time.perf_counter()
+            prog.to_torch()
+            out[n] = time.perf_counter() - t
+        finally:
+            gc.enable()
+    return out
+
+
+def bench_torch_batch(repeats: int, n: int = 100_000) -> Optional[dict]:
+    try:
+        import torch
+    except ImportError:
+        return None
+    from tinygrad_scalar.static import trace
+    X, y01 = make_moons(n, noise=0.1, seed=5)
+    Xa, ya = np.array(X), np.array(signed_labels(y01), float)
+    model = MLP(2, [16, 16, 1], seed=1337)
+    prog = trace(lambda x, t: (1.0 - t * model(x)).relu(), [0.0, 0.0], 1.0,
+                 params=model.parameters())
+    tp = prog.to_torch()
+    tX, ty = torch.tensor(Xa), torch.tensor(ya)
+
+    def replay():
+        prog(Xa, ya)
+        prog.backward(write=False)
+
+    def torch_step():
+        tp.params.grad = None
+        tp(tX, ty).sum().backward()
+    reps = max(3, repeats // 3)
+    return {"numpy": statistics.median(timed(replay) for _ in range(reps)),
+            "torch": statistics.median(timed(torch_step) for _ in range(reps))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
@@ -184,6 +244,23 @@ def main() -> None:
     for n, t in b.items():
         print(f"    batch {n:6d}: {t * 1e3:9.3f} ms/step   ({t / base:6.1f}x the time of "
               f"batch {min(b)} for {n // min(b)}x the points; {t / n * 1e6:8.2f} us/point)")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("\n(c), (d): torch is not installed")
+        return
+    for paused in (False, True):
+        c = bench_to_torch(paused=paused)
+        print(f"\n(c) Program.to_torch() build time by chain depth (automatic gc "
+              f"{'paused' if paused else 'on'})")
+        for n, t in c.items():
+            print(f"    depth {n:6d}: {t * 1e3:9.1f} ms   ({t / n * 1e6:6.1f} us per operation)")
+        print(f"    growth for 10x the depth: {c[10000] / c[1000]:.1f}x (1k -> 10k), "
+              f"{c[20000] / c[2000]:.1f}x (2k -> 20k); linear is 10x, quadratic 100x")
+    d = bench_torch_batch(reps)
+    print("\n(d) batch 100,000, forward + backward of the summed hinge loss")
+    print(f"    NumPy replay (exact):  {d['numpy'] * 1e3:9.1f} ms")
+    print(f"    torch export (CPU):    {d['torch'] * 1e3:9.1f} ms")
 
 
 if __name__ == "__main__":

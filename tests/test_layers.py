@@ -41,13 +41,7 @@ ALLOWED_UPWARD = {
 # Known private reads: (importer, module read, name) -> who removes it; modules by their top-level
 # name (teach/narration.py is "teach", static/plan.py "static"). Issue 14 section 3 gives
 # the engine a public surface for what extensions need; then these lines go.
-ALLOWED_PRIVATE = {
-    ("static", "engine", "_call"): "static: error text from the Op entry",
-    ("static", "engine", "_node"): "engine: building a node from parts",
-    ("static", "engine", "_recording"): "engine: recording on/off as a public API",
-    ("static", "engine", "_sum_f"): "static: the sum rule from the Op entry",
-    ("static_torch", "static", "_real_array"): "static: feed checks shared by both backends",
-}
+ALLOWED_PRIVATE: dict = {}
 
 
 class Use(NamedTuple):

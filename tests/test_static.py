@@ -19,8 +19,7 @@ from tinygrad_scalar import engine, losses, optim
 from tinygrad_scalar.data import make_moons, make_spiral, signed_labels
 from tinygrad_scalar.engine import Value
 from tinygrad_scalar.nn import MLP
-from tinygrad_scalar.static import Program, TraceError, _SUM_KERNEL, _neumaier_sum, \
-    _seq_sum, trace
+from tinygrad_scalar.static import Program, TraceError, trace
 from tinygrad_scalar.static_train import CompiledStep, static_cross_entropy
 from tinygrad_scalar.train import TrainStep, evaluate, fit
 
@@ -143,23 +142,37 @@ def test_random_graphs_match_engine_per_example_and_summed(recipe, data):
     compare_with_engine(build, n_in, params, X)
 
 
-def test_every_engine_operation_is_in_a_kernel_or_runs_per_element():
+# one sample per built-in operation, read against the live table: a new built-in without a
+# sample here fails the test below
+SAMPLES = {"add": lambda a, c: a + c, "sub": lambda a, c: a - c, "mul": lambda a, c: a * c,
+           "div": lambda a, c: a / c, "pow": lambda a, c: a ** c, "neg": lambda a, c: -a,
+           "abs": lambda a, c: abs(a), "relu": lambda a, c: a.relu(),
+           "tanh": lambda a, c: a.tanh(), "sigmoid": lambda a, c: a.sigmoid(),
+           "exp": lambda a, c: a.exp(), "log": lambda a, c: a.log(),
+           "sqrt": lambda a, c: a.sqrt(), "sin": lambda a, c: a.sin(),
+           "cos": lambda a, c: a.cos(), "sum": lambda a, c: Value.sum([a, c, a])}
+
+
+def test_every_builtin_operation_has_a_vector_form_and_replays_like_the_engine():
+    missing = set(engine.BUILTINS) - set(SAMPLES)
+    assert not missing, f"built-in operations without a replay test: {missing}"
+    names = list(engine.BUILTINS)
     x, y = Value(0.7, "x"), Value(1.3, "y")
-    ops = [x + y, x - y, x * y, x / y, x ** y, -x, abs(x), x.relu(), x.tanh(), x.sigmoid(),
-           x.exp(), x.log(), x.sqrt(), x.sin(), x.cos(), Value.sum([x, y, x])]
-    builtin = {"add", "sub", "mul", "div", "pow", "neg", "abs", "relu", "tanh", "sigmoid",
-               "exp", "log", "sqrt", "sin", "cos", "sum"}
-    assert builtin <= {o.op.name for o in ops}
+    ops = [SAMPLES[n](x, y) for n in names]
+    assert [o.op.name for o in ops] == names
+    assert all(engine.OPS[n].vf is not None for n in names)  # none falls back per element
     for exact in (True, False):
         prog = Program.from_graph(ops, inputs=[x, y], exact=exact)
         got = prog(np.array([0.7, 0.2, 3.0]), np.array([1.3, 2.0, 0.5]))
+        g = prog.backward([1.0] * len(ops), inputs=True, write=False)
         for b, (xv, yv) in enumerate([(0.7, 1.3), (0.2, 2.0), (3.0, 0.5)]):
             a, c = Value(xv), Value(yv)
-            want = [a + c, a - c, a * c, a / c, a ** c, -a, abs(a), a.relu(), a.tanh(),
-                    a.sigmoid(), a.exp(), a.log(), a.sqrt(), a.sin(), a.cos(),
-                    Value.sum([a, c, a])]
-            assert rel_err([g[b] for g in got], [w.data for w in want]) <= (
-                0.0 if exact else 1e-15)
+            want = [SAMPLES[n](a, c) for n in names]
+            Value.sum(want).backward()
+            tol = 0.0 if exact else 1e-15
+            assert rel_err([r[b] for r in got], [w.data for w in want]) <= tol
+            assert rel_err([g.inputs[0][b], g.inputs[1][b]], [a.grad, c.grad]) <= (
+                0.0 if exact else 1e-14)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,9 +329,8 @@ def test_sum_of_many_inputs_uses_fsum_like_the_engine():
                 st.sampled_from([0.0, -0.0, 1e308, -1e308, 1e-320, 0.1]), min_size=1,
                 max_size=64))
 def test_vectorised_sum_is_pythons_sum(xs):
-    assert _SUM_KERNEL is not None
     with np.errstate(all="ignore"):
-        got = float(_SUM_KERNEL([np.array([x]) for x in xs], np.empty(1))[0])
+        got = float(engine.SUM.vf(*[np.array([x]) for x in xs])[0])
     want = engine._sum_f(*xs)
     assert got == want or (math.isnan(got) and math.isnan(want))
 
@@ -337,8 +349,8 @@ def neumaier_reference(xs):
                 max_size=20))
 def test_compensated_sum_kernel_for_python_312(xs):
     with np.errstate(all="ignore"):
-        got = float(_neumaier_sum([np.array([x]) for x in xs], np.empty(1))[0])
-        seq = float(_seq_sum([np.array([x]) for x in xs], np.empty(1))[0])
+        got = float(engine._sum_neumaier(*[np.array([x]) for x in xs])[0])
+        seq = float(engine._sum_seq(*[np.array([x]) for x in xs])[0])
     want = neumaier_reference(xs)
     assert got == want or (math.isnan(got) and math.isnan(want))
     assert seq == sum(xs, 0.0) or sum(xs, 0.0) != sum(xs, 0.0) or \

@@ -19,6 +19,7 @@ import copy
 import math
 import numbers
 import operator
+import sys
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Optional, Union
 
@@ -30,26 +31,54 @@ Number = Union[int, float]
 
 
 class Op:
-    """One scalar operation.
+    """One scalar operation, every rule of it in one place.
 
     f(*xs) -> float: the value. df(*xs, out) -> tuple: d out / d x_i for each input, where `out`
     is the output (the float result, or the output node itself when building graphs of
     gradients). check(*xs), optional, raises a clear error for inputs outside the domain; it
-    sees floats only.
+    sees floats only. The rest is what array backends (the static replay on NumPy, its torch
+    export) need, written with the dispatching helpers below so that one rule serves floats,
+    NumPy arrays and torch tensors:
+    vf(*xs): the value on arrays; None means no vector form (a custom operation): backends then
+    run f and df per element. It may return None for inputs it has no vector form for.
+    vdf(*xs, out): the derivative on arrays, only where df itself is written for floats (a
+    branch on the number, for speed); None: df works on arrays as it stands.
+    bad(*xs): the domain as a predicate, True (or a mask) where the inputs are outside it; check
+    is built on it, and array backends use it to find the failing element.
+    exact_vector: False when the vector forms cannot round as f/df do per element even with
+    the helpers in exact mode (pow: Python's float ** has its own special cases); exact replays
+    then run the operation per element.
     """
 
-    __slots__ = ("name", "symbol", "arity", "f", "df", "check", "doc")
+    __slots__ = ("name", "symbol", "arity", "f", "df", "check", "doc", "vf", "vdf", "bad",
+                 "exact_vector")
 
     def __init__(self, name: str, symbol: str, arity: int, f: Callable, df: Callable,
-                 check: Optional[Callable] = None, doc: str = ""):
+                 check: Optional[Callable] = None, doc: str = "", *, vf: Optional[Callable] = None,
+                 vdf: Optional[Callable] = None, bad: Optional[Callable] = None,
+                 exact_vector: bool = True):
         self.name, self.symbol, self.arity = name, symbol, arity
         self.f, self.df, self.check, self.doc = f, df, check, doc
+        self.vf, self.vdf, self.bad, self.exact_vector = vf, vdf, bad, exact_vector
 
     def __repr__(self) -> str:
         return f"Op({self.name!r}, arity={self.arity})"
 
     def __reduce__(self):  # ops pickle by name, so graphs pickle without their functions
         return (op_by_name, (self.name,))
+
+    def failure(self, *xs) -> Optional[Exception]:
+        """The exception the engine raises for this operation on these numbers (with recording
+        on, so the derivative rule runs too), or None when it accepts them. Array backends call
+        it for a failing element, so their errors are the engine's own."""
+        token = _recording.set(True)
+        try:
+            apply(self, *[Value(x) for x in xs])
+        except Exception as e:  # whatever the rules raise: that is the engine's answer
+            return e
+        finally:
+            _recording.reset(token)
+        return None
 
 
 OPS: dict[str, Op] = {}
@@ -67,33 +96,120 @@ def _register(op: Op) -> Op:
     return op
 
 
-# Functions that work on floats and on Values alike: derivative rules are written with them.
+# ---------------------------------------------------------------------------------------------
+# Functions that work on floats, Values, NumPy arrays and torch tensors alike: the rules are
+# written with them. Floats come first (the engine's hot path); Values build graph nodes
+# (create_graph=True); arrays go to NumPy or torch, found by the type's module, so neither is
+# imported here. Inside exact_math(), NumPy arrays get Python's math per element instead of
+# NumPy's ufuncs (which may round the last bit differently), so a replay keeps the engine's bits.
+
+_exact = contextvars.ContextVar("tinygrad_scalar_exact_math", default=False)
+
+
+class exact_math:
+    """Inside (on=True), the helpers below evaluate NumPy arrays per element with `math`.
+    (A class, not a generator: replays enter it twice per step.)"""
+    __slots__ = ("on", "token")
+
+    def __init__(self, on: bool = True):
+        self.on, self.token = on, None
+
+    def __enter__(self) -> None:
+        self.token = _exact.set(self.on)
+
+    def __exit__(self, *exc) -> None:
+        _exact.reset(self.token)
+
+
+_ARRAY_MODULES: dict = {}  # type -> numpy, torch or None, learnt on first sight
+
+
+def _array_module(x):
+    t = type(x)
+    m = _ARRAY_MODULES.get(t, _ARRAY_MODULES)
+    if m is _ARRAY_MODULES:
+        mod = t.__module__.partition(".")[0]
+        m = _ARRAY_MODULES[t] = sys.modules.get(mod) if mod in ("numpy", "torch") else None
+    return m
+
+
+def _per_element(fn: Callable, x):
+    np = sys.modules["numpy"]
+    x = np.asarray(x, dtype=float)
+    return np.fromiter(map(fn, x.ravel().tolist()), dtype=float, count=x.size).reshape(x.shape)
+
+
+def _elementwise(name: str, scalar: Callable, x):
+    m = _array_module(x)
+    if m is None:
+        return scalar(x)
+    if m.__name__ == "numpy" and _exact.get():
+        return _per_element(scalar, x)
+    return getattr(m, name)(x)
+
+
 def exp(x):
-    return x.exp() if isinstance(x, Value) else math.exp(x)
+    if type(x) is float:
+        return math.exp(x)
+    return x.exp() if isinstance(x, Value) else _elementwise("exp", math.exp, x)
 
 
 def log(x):
-    return x.log() if isinstance(x, Value) else math.log(x)
+    if type(x) is float:
+        return math.log(x)
+    return x.log() if isinstance(x, Value) else _elementwise("log", math.log, x)
 
 
 def sin(x):
-    return x.sin() if isinstance(x, Value) else math.sin(x)
+    if type(x) is float:
+        return math.sin(x)
+    return x.sin() if isinstance(x, Value) else _elementwise("sin", math.sin, x)
 
 
 def cos(x):
-    return x.cos() if isinstance(x, Value) else math.cos(x)
+    if type(x) is float:
+        return math.cos(x)
+    return x.cos() if isinstance(x, Value) else _elementwise("cos", math.cos, x)
 
 
 def tanh(x):
-    return x.tanh() if isinstance(x, Value) else math.tanh(x)
-
-
-def sigmoid(x):
-    return x.sigmoid() if isinstance(x, Value) else _sigmoid(x)
+    if type(x) is float:
+        return math.tanh(x)
+    return x.tanh() if isinstance(x, Value) else _elementwise("tanh", math.tanh, x)
 
 
 def sqrt(x):
-    return x.sqrt() if isinstance(x, Value) else math.sqrt(x)
+    if type(x) is float:
+        return math.sqrt(x)
+    return x.sqrt() if isinstance(x, Value) else _elementwise("sqrt", math.sqrt, x)
+
+
+def where(cond, a, b):
+    """a where cond holds, else b: `a if cond else b` for a bool, elementwise for arrays."""
+    m = _ARRAY_MODULES.get(type(cond)) or _array_module(cond)
+    if m is None or not cond.shape:
+        return a if cond else b
+    return m.where(cond, a, b)
+
+
+def isfinite(x):
+    m = _array_module(x)
+    return math.isfinite(x) if m is None else m.isfinite(x)
+
+
+def _not(mask):
+    return not mask if type(mask) is bool else ~mask
+
+
+def sign(x):
+    """1, -1 or 0 (also for nan, as abs'(nan) in the engine's convention), elementwise."""
+    if type(x) is float:  # the engine's hot path (abs')
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    if isinstance(x, Value):
+        x = x.data  # the derivative of sign is 0: a number, also in a gradient graph
+    if _array_module(x) is None:
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    return where(x > 0.0, 1.0, where(x < 0.0, -1.0, 0.0))
 
 
 def _sigmoid(x: float) -> float:
@@ -103,27 +219,88 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-def _sign(x) -> float:
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+def sigmoid(x):
+    if type(x) is float:
+        return _sigmoid(x)
+    if isinstance(x, Value):
+        return x.sigmoid()
+    m = _array_module(x)
+    if m is None:
+        return _sigmoid(x)
+    if m.__name__ == "torch":
+        return m.sigmoid(x)
+    e = exp(-abs(x))  # exp(-x) for x >= 0 and exp(x) for x < 0, as _sigmoid
+    return where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _check_div(a, b):
-    if b == 0.0:
-        raise ZeroDivisionError(f"division by zero in {a!r} / {b!r}: the divisor must be non-zero")
-
-
-def _check_pow(a, b):
-    if a == 0.0 and b < 0.0:
-        raise ZeroDivisionError(f"0 ** {b!r}: zero cannot be raised to a negative power")
-    if a < 0.0 and -INF < b < INF and b != int(b):  # inf, nan exponents: IEEE's number
-        raise ValueError(f"{a!r} ** {b!r}: a negative base needs an integer exponent "
-                         "(the result would be complex)")
+def _fractional(x):
+    """A finite exponent that is not an integer: a negative base has no real power of it. An
+    inf or nan exponent is not one (IEEE 754 and PyTorch give a number: (-0.5)**inf is 0,
+    (-2)**nan is nan)."""
+    if type(x) is float or _array_module(x) is None:
+        return -INF < x < INF and x != int(x)
+    m = _array_module(x)
+    return m.isfinite(x) & _not(m.floor(x) == x)
 
 
 def _num(x) -> float:
     """The number in x (a float, or a Value's data): for choosing a branch of a rule."""
     return x.data if isinstance(x, Value) else x
 
+
+# -- domains: one predicate each, used by the engine's check and by the array backends ------
+
+def _div_bad(a, b):
+    return b == 0.0
+
+
+def _check_div(a, b):
+    if _div_bad(a, b):
+        raise ZeroDivisionError(f"division by zero in {a!r} / {b!r}: the divisor must be non-zero")
+
+
+def _pow_bad(a, b):
+    return ((a == 0.0) & (b < 0.0)) | ((a < 0.0) & _fractional(b))
+
+
+def _check_pow(a, b):
+    if _pow_bad(a, b):
+        if a == 0.0:
+            raise ZeroDivisionError(f"0 ** {b!r}: zero cannot be raised to a negative power")
+        raise ValueError(f"{a!r} ** {b!r}: a negative base needs an integer exponent "
+                         "(the result would be complex)")
+
+
+def _log_bad(x):
+    return x <= 0.0
+
+
+def _check_log(x):
+    if _log_bad(x):
+        raise ValueError(f"log({x!r}): log needs a positive number")
+
+
+def _sqrt_bad(x):
+    return x < 0.0
+
+
+def _check_sqrt(x):
+    if _sqrt_bad(x):
+        raise ValueError(f"sqrt({x!r}): sqrt needs a non-negative number")
+
+
+def _not_finite(x):
+    return _not(isfinite(x))
+
+
+def _check_finite(name):
+    def check(x):
+        if _not_finite(x):
+            raise ValueError(f"{name}({x!r}): {name} needs a finite number")
+    return check
+
+
+# -- rules that branch on the number: the float form, and the array form next to it ----------
 
 def _pow_dbase(a, b, out):
     # b * a**(b-1); at a == 0 with b < 1 the slope is infinite (0 for b == 0)
@@ -160,21 +337,14 @@ def _pow_dexp(a, b, out):
     return 0.0 if fa == 0.0 else math.nan
 
 
-def _check_log(x):
-    if x <= 0.0:
-        raise ValueError(f"log({x!r}): log needs a positive number")
-
-
-def _check_sqrt(x):
-    if x < 0.0:
-        raise ValueError(f"sqrt({x!r}): sqrt needs a non-negative number")
-
-
-def _check_finite(name):
-    def check(x):
-        if x in (INF, -INF) or x != x:
-            raise ValueError(f"{name}({x!r}): {name} needs a finite number")
-    return check
+def _pow_vdf(a, b, out):
+    """_pow_dbase and _pow_dexp on arrays (errors off: the masked-out lanes may be inf)."""
+    zero_small = (a == 0.0) & (b < 1.0)
+    dbase = where(zero_small, where(b == 0.0, 0.0, INF),
+                  b * where(zero_small, 1.0, a) ** (b - 1.0))
+    pos = a > 0.0
+    dexp = where(pos, out * log(where(pos, a, 1.0)), where(a == 0.0, 0.0, math.nan))
+    return dbase, dexp
 
 
 _ONE, _MINUS_ONE = (1.0,), (-1.0,)
@@ -189,8 +359,11 @@ def _ones(n: int) -> tuple:
     return t
 
 
+_FSUM_ABOVE = 64  # more inputs than this: math.fsum (exact), else Python's own sum
+
+
 def _sum_f(*xs):
-    if len(xs) <= 64:
+    if len(xs) <= _FSUM_ABOVE:
         return sum(xs, 0.0)
     try:
         return math.fsum(xs)  # exactly rounded: long sums (a mean of many losses) stay accurate
@@ -198,32 +371,146 @@ def _sum_f(*xs):
         return sum(xs, 0.0)
 
 
-# The table. Each line: the value, then the local derivative of the output along each input edge.
-ADD = _register(Op("add", "+", 2, lambda a, b: a + b, lambda a, b, out: _ONES2))
-SUB = _register(Op("sub", "-", 2, lambda a, b: a - b, lambda a, b, out: _ADD_SUB))
-MUL = _register(Op("mul", "*", 2, lambda a, b: a * b, lambda a, b, out: (b, a)))
-DIV = _register(Op("div", "/", 2, lambda a, b: a / b,
-                   lambda a, b, out: (1.0 / b, -out / b), _check_div))
-POW = _register(Op("pow", "**", 2, lambda a, b: a ** b,
-                   lambda a, b, out: (_pow_dbase(a, b, out), _pow_dexp(a, b, out)), _check_pow))
-NEG = _register(Op("neg", "neg", 1, lambda a: -a, lambda a, out: _MINUS_ONE))
-ABS = _register(Op("abs", "abs", 1, abs, lambda a, out: (_sign(a),)))
-RELU = _register(Op("relu", "relu", 1, lambda a: 0.0 if a <= 0.0 else a,  # relu(nan) is nan
-                    lambda a, out: _ONE if a > 0.0 else (0.0,) if a <= 0.0 else (a,)))
-TANH = _register(Op("tanh", "tanh", 1, math.tanh, lambda a, out: (1.0 - out * out,)))
-SIGMOID = _register(Op("sigmoid", "sigmoid", 1, _sigmoid, lambda a, out: (out * (1.0 - out),)))
-EXP = _register(Op("exp", "exp", 1, math.exp, lambda a, out: (out,)))
-LOG = _register(Op("log", "log", 1, math.log, lambda a, out: (1.0 / a,), _check_log))
-SQRT = _register(Op("sqrt", "sqrt", 1, math.sqrt,
-                    lambda a, out: (0.5 / out if _num(out) != 0.0 else INF,), _check_sqrt))
-SIN = _register(Op("sin", "sin", 1, math.sin, lambda a, out: (cos(a),), _check_finite("sin")))
-COS = _register(Op("cos", "cos", 1, math.cos, lambda a, out: (-sin(a),), _check_finite("cos")))
-SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1)))
+def _sum_seq(*xs):
+    """((0.0 + x0) + x1) + ...: Python's sum(xs, 0.0) before 3.12, elementwise."""
+    out = xs[0] + 0.0
+    for x in xs[1:]:
+        try:
+            out += x  # in place for arrays (out is a fresh one), a new number for floats
+        except (ValueError, RuntimeError):  # NumPy's, torch's: x broadcasts out to a batch
+            out = out + x
+    return out
+
+
+def _sum_neumaier(*xs):
+    """sum(xs, 0.0) as Python 3.12+ computes it: Neumaier's compensated summation."""
+    f = c = 0.0
+    for x in xs:
+        t = f + x
+        c = c + where(abs(f) >= abs(x), (f - t) + x, (x - t) + f)
+        f = t
+    return where((c != 0.0) & isfinite(c), f + c, f)
+
+
+def _same(x: float, y: float) -> bool:
+    return (x == y and math.copysign(1.0, x) == math.copysign(1.0, y)) or (x != x and y != y)
+
+
+def _probe_sum() -> Optional[Callable]:
+    """The elementwise form that gives Python's own sum on tricky inputs (probed on floats:
+    the same operations as on arrays), or None (sums then run per element)."""
+    probes = [[0.1] * 10, [1.0, 1e100, 1.0, -1e100], [1e308, 1e308, -1e308], [-0.0, -0.0],
+              [1e16, 1.0, 1.0, 1.0, -1e16], [INF, 1.0], [math.nan, 2.0], [3.0],
+              [1.0, -1.0, 1e-20], [0.7, 0.1, 0.2, 1e-17, -1.0], [-INF, INF]]
+    for fn in (_sum_seq, _sum_neumaier):
+        try:
+            if all(_same(fn(*p), sum(p, 0.0)) for p in probes):
+                return fn
+        except (ArithmeticError, ValueError):
+            pass
+    return None
+
+
+_SUM_ELEMENTWISE = _probe_sum()
+
+
+def _sum_v(*xs):
+    if len(xs) > _FSUM_ABOVE or _SUM_ELEMENTWISE is None:
+        return None  # math.fsum has no elementwise form: per element
+    return _SUM_ELEMENTWISE(*xs)
+
+
+def _relu(a):
+    return 0.0 if a <= 0.0 else a  # relu(nan) is nan
+
+
+def _relu_v(a):
+    return where(a <= 0.0, 0.0, a)
+
+
+def _sqrt_df(a, out):
+    return (0.5 / out if _num(out) != 0.0 else INF,)
+
+
+def _sqrt_vdf(a, out):
+    return (where(out != 0.0, 0.5 / out, INF),)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _sub(a, b):
+    return a - b
+
+
+def _mul(a, b):
+    return a * b
+
+
+def _div(a, b):
+    return a / b
+
+
+def _pow(a, b):
+    return a ** b
+
+
+def _neg(a):
+    return -a
+
+
+# The table. Each entry: the value, the local derivative of the output along each input edge,
+# the domain, and the vector forms where the float form does not run on arrays as it stands.
+ADD = _register(Op("add", "+", 2, _add, lambda a, b, out: _ONES2, vf=_add))
+SUB = _register(Op("sub", "-", 2, _sub, lambda a, b, out: _ADD_SUB, vf=_sub))
+MUL = _register(Op("mul", "*", 2, _mul, lambda a, b, out: (b, a), vf=_mul))
+DIV = _register(Op("div", "/", 2, _div, lambda a, b, out: (1.0 / b, -out / b), _check_div,
+                   vf=_div, bad=_div_bad))
+POW = _register(Op("pow", "**", 2, _pow,
+                   lambda a, b, out: (_pow_dbase(a, b, out), _pow_dexp(a, b, out)), _check_pow,
+                   vf=_pow, vdf=_pow_vdf, bad=_pow_bad, exact_vector=False))
+NEG = _register(Op("neg", "neg", 1, _neg, lambda a, out: _MINUS_ONE, vf=_neg))
+ABS = _register(Op("abs", "abs", 1, abs, lambda a, out: (sign(a),), vf=abs))
+RELU = _register(Op("relu", "relu", 1, _relu,  # relu'(nan) is nan, on floats and arrays
+                    lambda a, out: _ONE if a > 0.0 else (0.0,) if a <= 0.0 else (a,),
+                    vf=_relu_v, vdf=lambda a, out: (where(a > 0.0, 1.0, where(a <= 0.0, 0.0, a)),)))
+TANH = _register(Op("tanh", "tanh", 1, math.tanh, lambda a, out: (1.0 - out * out,), vf=tanh))
+SIGMOID = _register(Op("sigmoid", "sigmoid", 1, _sigmoid, lambda a, out: (out * (1.0 - out),),
+                       vf=sigmoid))
+EXP = _register(Op("exp", "exp", 1, math.exp, lambda a, out: (out,), vf=exp))
+LOG = _register(Op("log", "log", 1, math.log, lambda a, out: (1.0 / a,), _check_log, vf=log,
+                   bad=_log_bad))
+SQRT = _register(Op("sqrt", "sqrt", 1, math.sqrt, _sqrt_df, _check_sqrt, vf=sqrt,
+                    vdf=_sqrt_vdf, bad=_sqrt_bad))
+SIN = _register(Op("sin", "sin", 1, math.sin, lambda a, out: (cos(a),), _check_finite("sin"),
+                   vf=sin, bad=_not_finite))
+COS = _register(Op("cos", "cos", 1, math.cos, lambda a, out: (-sin(a),), _check_finite("cos"),
+                   vf=cos, bad=_not_finite))
+SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1), vf=_sum_v))
+#: the names of the built-in operations (what OPS held before any define_op)
+BUILTINS: tuple = tuple(OPS)
 
 # ---------------------------------------------------------------------------------------------
 # Recording on or off: a context variable, so no_grad is per thread and per asyncio task.
 
 _recording = contextvars.ContextVar("tinygrad_scalar_recording", default=True)
+# Called with (value, other, operator) on a comparison or bool() of a Value when set: tracing
+# (static.trace) uses it to refuse a Python branch on a traced input, which would be frozen.
+_branch_hook: contextvars.ContextVar = contextvars.ContextVar("tinygrad_scalar_branch_hook",
+                                                             default=None)
+
+
+@contextmanager
+def on_branch(check: Callable[["Value", object, str], None]) -> Iterator[None]:
+    """Inside, every comparison (< <= > >=) and bool() of a Value first calls
+    check(value, other, operator) (other is None for bool). Tracing uses it to refuse a Python
+    branch on a traced input, which would be frozen into the replay. Per thread and task."""
+    token = _branch_hook.set(check)
+    try:
+        yield
+    finally:
+        _branch_hook.reset(token)
 
 
 @contextmanager
@@ -478,24 +765,32 @@ class Value:
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)
     def __lt__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, "<")
         try:
             return self.data < (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __le__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, "<=")
         try:
             return self.data <= (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __gt__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, ">")
         try:
             return self.data > (other.data if isinstance(other, Value) else other)
         except TypeError:
             return NotImplemented
 
     def __ge__(self, other):
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, other, ">=")
         try:
             return self.data >= (other.data if isinstance(other, Value) else other)
         except TypeError:
@@ -540,6 +835,8 @@ class Value:
         raise _ufunc_error(ufunc, method, inputs)
 
     def __bool__(self) -> bool:  # as a PyTorch scalar: false exactly when zero
+        if _branch_hook.get() is not None:
+            _branch_hook.get()(self, None, "bool")
         return self.data != 0.0
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from . import engine
 from .engine import SUM, Value
 from .static import Program, TraceError
+from .static.tape import refusing_branches
 
 __all__ = ["CompiledStep", "STATIC_LOSSES", "static_hinge", "static_mse", "static_bce",
            "static_cross_entropy"]
@@ -187,7 +188,8 @@ class CompiledStep:
         if not engine.is_grad_enabled():
             raise TraceError("CompiledStep traces the model: create it outside no_grad()")
         x = [Value(0.0, f"x[{i}]") for i in range(nin)]
-        out = self.model(x)
+        with refusing_branches([x]):
+            out = self.model(x)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         self.nout = len(outs)
         k = self.nout if self._per_example is static_cross_entropy else n_targets
@@ -202,8 +204,10 @@ class CompiledStep:
         self._fn = per_example
         opt_set = set(self.params)
         others = [p for p in getattr(self.model, "parameters", lambda: [])() if p not in opt_set]
-        return Program(per_example(x, t), [x, t], self.params, others, ["x", "y"],
-                       exact=exact, _fn=per_example)
+        with refusing_branches([x, t]):
+            traced = per_example(x, t)
+        return Program(traced, [x, t], self.params, others, ["x", "y"],
+                       exact=exact, function=per_example)
 
     def _targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=float)
@@ -216,7 +220,7 @@ class CompiledStep:
         X = np.asarray(X, dtype=float)
         T = self._targets(y)
         if X.ndim != 2 or len(X) != len(T):
-            raise ValueError(f"CompiledStep needs X of shape (batch, {len(prog._slots[0])}) and "
+            raise ValueError(f"CompiledStep needs X of shape (batch, {prog.input_sizes[0]}) and "
                              f"one target per row, got X {X.shape} and {len(T)} targets")
         if self._verify:
             prog.verify(X, T, samples=2)
@@ -227,7 +231,7 @@ class CompiledStep:
         total = SUM.f(*losses.tolist())
         if B > 1:
             total = total * (1.0 / B)
-        P = prog._S[:len(self.params), 0].copy()  # the parameter values this run read
+        P = prog.last_state()[:len(self.params)]  # the parameter values this run read
         if self.alpha:
             sq = (P * P).tolist()
             total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
