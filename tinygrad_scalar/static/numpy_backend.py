@@ -220,11 +220,7 @@ class NumpyRunner:
                             if pg != INPUTS or inputs:
                                 flats[pg][dest] = 0.0
                     continue
-                buf = bufs[gid]
-                grad = buf[0]
-                for t in range(1, plan.fan[gid]):
-                    grad += buf[t]
-                self._contribute(run, gid, g, grad, flats, inputs, per_example)
+                self._backward_group(run, gid, g, bufs[gid], flats, inputs, per_example)
                 if dead is not None and dead[gid] is not None:  # rows off the seeded paths
                     for pg, zero in dead[gid]:
                         if pg != INPUTS or inputs:
@@ -242,6 +238,14 @@ class NumpyRunner:
         else:
             per_ex, params_grad = None, pbuf[0, :, 0].copy()
         return params_grad, per_ex, (self._input_grads(run) if inputs else None)
+
+    def _backward_group(self, run, gid, g, buf, flats, inputs, per_example) -> None:
+        """One group of the reverse sweep: sum its gradient slots in order, then contribute to
+        its parents (fused_runner replaces this for its matrix-product layers)."""
+        grad = buf[0]
+        for t in range(1, self.plan.fan[gid]):
+            grad += buf[t]
+        self._contribute(run, gid, g, grad, flats, inputs, per_example)
 
     def _locals(self, run: _Run, gid: int, g: Group) -> tuple:
         args, locs = run.cache[gid]

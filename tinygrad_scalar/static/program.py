@@ -14,7 +14,7 @@ import numpy as np
 from .. import engine
 from ..engine import Value
 from . import feed
-from .numpy_backend import NumpyRunner
+from .fused_runner import runner_for
 from .plan import Plan
 from .tape import Instr, Tape, TraceError
 from .verify import verify as _verify
@@ -47,7 +47,8 @@ class Program:
     @classmethod
     def from_graph(cls, outputs, inputs: Sequence = (), params: Optional[Sequence[Value]] = None,
                    *, frozen: Sequence[Value] = (), names: Optional[Sequence[str]] = None,
-                   allow_unused: bool = False, exact: bool = True) -> "Program":
+                   allow_unused: bool = False, exact: bool = True,
+                   fuse: bool = True) -> "Program":
         """Compile the graph below `outputs` into a program.
 
         outputs: a Value, or a sequence of Values / sequences of Values (a sequence comes back
@@ -62,12 +63,14 @@ class Program:
         exact: replay per example with exactly the engine's floating point operations
         (exp/log/sin/cos/tanh/sigmoid/pow through Python's math per element); False uses
         NumPy's vectorised versions of those (faster, may differ in the last bit).
+        fuse (only with exact=False): run each layer of neurons (sums of weight * value) as one
+        matrix product (static.fuse); agrees with the engine to rounding, not bit for bit.
         """
-        return cls(outputs, inputs, params, frozen, names, allow_unused, exact)
+        return cls(outputs, inputs, params, frozen, names, allow_unused, exact, fuse=fuse)
 
     def __init__(self, outputs, inputs=(), params=None, frozen=(), names=None,
                  allow_unused: bool = False, exact: bool = True, *,
-                 function: Optional[Callable] = None):
+                 function: Optional[Callable] = None, fuse: bool = True):
         if not isinstance(exact, bool):
             raise TypeError(f"exact must be True or False, got {exact!r}")
         tape = Tape(outputs, inputs, params, frozen, names, allow_unused)
@@ -79,7 +82,11 @@ class Program:
         self.params: list[Value] = tape.params
         self.frozen: list[Value] = tape.frozen
         self.input_names: list[str] = tape.input_names
-        self._runner = NumpyRunner(self.plan, exact)
+        if not isinstance(fuse, bool):
+            raise TypeError(f"fuse must be True or False, got {fuse!r}")
+        self._runner = runner_for(self.plan, exact, fuse)
+        #: the fused plan (static.fuse.Fused) the replay runs, or None (exact, or nothing fused)
+        self.fused = getattr(self._runner, "fused", None)
 
     @property
     def input_sizes(self) -> list[int]:
@@ -185,6 +192,12 @@ class Program:
         """The vectorised groups in run order: (op name, nodes, has a batch axis)."""
         return self.plan.schedule()
 
+    def summary(self) -> str:
+        """What the compiler did, as text: the groups in run order, the layers fused into
+        matrix products (exact=False) and about how many NumPy calls a step issues."""
+        from .fuse import summary
+        return f"{self!r}\n" + summary(self.plan, self.fused, self.exact)
+
     def __repr__(self) -> str:
         ops = sum(1 for i in self.tape if i.kind == "op")
         return (f"Program({len(self.input_names)} input slot(s) {self.input_names}, "
@@ -234,12 +247,12 @@ def _arg_names(fn: Callable, n: int) -> list[str]:
 
 def trace(fn: Callable, *examples: Any, params: Optional[Sequence[Value]] = None,
           frozen: Sequence[Value] = (), names: Optional[Sequence[str]] = None,
-          allow_unused: bool = False, exact: bool = True) -> Program:
+          allow_unused: bool = False, exact: bool = True, fuse: bool = True) -> Program:
     """Call fn once on placeholder leaves made from `examples` and compile what it built.
 
     Each example is a number (fn gets one Value) or a 1-D sequence (fn gets a list of Values,
     fed later as one array with the examples on the leading axis). fn returns a Value, a number
-    or a (nested) sequence of them. params/frozen/allow_unused/exact: as Program.from_graph;
+    or a (nested) sequence of them. params/frozen/allow_unused/exact/fuse: as Program.from_graph;
     names defaults to fn's argument names. Python control flow inside fn that reads `.data` is
     frozen at this call (as with jax.jit); `Program.verify` detects it on real examples.
     """
@@ -257,4 +270,4 @@ def trace(fn: Callable, *examples: Any, params: Optional[Sequence[Value]] = None
     if out is None:
         raise TraceError(f"trace: {getattr(fn, '__name__', 'fn')} returned None; it must return "
                          "the Value(s) to compute")
-    return Program(out, ph, params, frozen, names, allow_unused, exact, function=fn)
+    return Program(out, ph, params, frozen, names, allow_unused, exact, function=fn, fuse=fuse)
