@@ -146,13 +146,15 @@ class CompiledStep:
     nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
     'cross_entropy' (class indices), or a callable per_example(outputs, targets) -> Value with
     `n_targets` target placeholders. verify: on the first call, re-trace the loss on two
-    examples of the batch and compare with the engine (Program.verify). exact: see Program.
+    examples of the batch and compare with the engine (Program.verify). exact, fuse: see
+    Program.from_graph (exact=False, fuse=True runs each layer as one matrix product).
     The parameters are the optimizer's; other model parameters are frozen (read, not trained).
     """
 
     def __init__(self, model: Callable, loss: Union[str, Callable], optimizer, alpha: float = 0.0,
                  *, nin: Optional[int] = None, n_targets: int = 1,
-                 accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True):
+                 accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True,
+                 fuse: bool = True):
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
@@ -181,9 +183,9 @@ class CompiledStep:
         self._accuracy = accuracy if accuracy is not None else acc
         self._user_accuracy = accuracy is not None
         self._verify = verify
-        self.program = self._trace(int(nin), n_targets, exact)
+        self.program = self._trace(int(nin), n_targets, exact, fuse)
 
-    def _trace(self, nin: int, n_targets: int, exact: bool) -> Program:
+    def _trace(self, nin: int, n_targets: int, exact: bool, fuse: bool = True) -> Program:
         if not engine.is_grad_enabled():
             raise TraceError("CompiledStep traces the model: create it outside no_grad()")
         x = [Value(0.0, f"x[{i}]") for i in range(nin)]
@@ -203,7 +205,7 @@ class CompiledStep:
         opt_set = set(self.params)
         others = [p for p in getattr(self.model, "parameters", lambda: [])() if p not in opt_set]
         return Program(per_example(x, t), [x, t], self.params, others, ["x", "y"],
-                       exact=exact, function=per_example)
+                       exact=exact, function=per_example, fuse=fuse)
 
     def _targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=float)
