@@ -373,3 +373,30 @@ def build_params(outs):
             if v.is_leaf and not v.is_constant and v.label.startswith("p"):
                 seen.append(v)
     return seen
+
+
+# -- compiled training: plain SGD stepped on the parameter array ------------------------------
+
+
+@pytest.mark.parametrize("fuse, wd, lr", [(True, 0.0, 0.1), (False, 0.01, 0.1),
+                                          (True, 0.0, lambda k: 0.2 / (1 + k))])
+def test_sgd_on_the_array_equals_the_optimizers_loop(fuse, wd, lr):
+    from tinygrad_scalar import optim
+    from tinygrad_scalar.data import make_moons, signed_labels
+    from tinygrad_scalar.static_train import CompiledStep
+
+    class LoopSGD(optim.SGD):
+        pass
+
+    X, y01 = make_moons(30, noise=0.1, seed=3)
+    y = signed_labels(y01)
+    m1, m2 = jiggled(MLP(2, [6, 1], seed=2)), jiggled(MLP(2, [6, 1], seed=2))
+    o1 = optim.SGD(m1.parameters(), lr=lr, weight_decay=wd)
+    o2 = LoopSGD(m2.parameters(), lr=lr, weight_decay=wd)
+    s1 = CompiledStep(m1, "hinge", o1, alpha=1e-3, exact=False, fuse=fuse)
+    s2 = CompiledStep(m2, "hinge", o2, alpha=1e-3, exact=False, fuse=fuse)
+    for _ in range(3):
+        assert s1(X, y) == s2(X, y)
+        assert [p.data for p in m1.parameters()] == [p.data for p in m2.parameters()]
+        assert [p.grad for p in m1.parameters()] == [p.grad for p in m2.parameters()]
+    assert o1.steps == o2.steps == 3

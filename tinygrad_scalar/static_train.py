@@ -135,6 +135,23 @@ _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
             static_cross_entropy: (_targets_onehot, _acc_argmax)}
 
 
+def _sgd_on_arrays(opt, P: np.ndarray, grads: np.ndarray, params: list) -> bool:
+    """Plain SGD (no momentum) as one array update: P - lr * (g [+ wd * P]) is the same IEEE
+    arithmetic per element as SGD.step's `p.data -= lr * ...`, so the same numbers, then one
+    loop writes .grad and .data into every Value (instead of zero_grad, the .grad loop and
+    step's loop: three passes over the Values). False: not plain SGD, nothing done."""
+    from .optim import SGD
+    if type(opt) is not SGD or opt.momentum != 0.0 or opt.params is not params:
+        return False
+    lr, wd = opt.current_lr(), opt.weight_decay
+    new = P - lr * (grads + wd * P if wd else grads)
+    for p, g, d in zip(params, grads.tolist(), new.tolist()):
+        p.grad = g
+        p.data = d
+    opt.steps += 1
+    return True
+
+
 class CompiledStep:
     """One optimisation step through a traced per-example loss, replayed over the batch.
 
@@ -234,14 +251,15 @@ class CompiledStep:
             sq = (P * P).tolist()
             total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
         opt = self.optimizer
-        opt.zero_grad()
         seed = 1.0 / B if B > 1 else 1.0
         grads = prog.backward((seed, 0.0), write=False).params
         if self.alpha:
             grads = grads + 2.0 * (P * self.alpha)
-        for p, g in zip(self.params, grads.tolist()):
-            p.grad = g
-        opt.step()
+        if not _sgd_on_arrays(opt, P, grads, self.params):
+            opt.zero_grad()
+            for p, g in zip(self.params, grads.tolist()):
+                p.grad = g
+            opt.step()
         if self._accuracy is None:
             acc = None
         elif self._user_accuracy:

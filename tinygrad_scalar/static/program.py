@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import operator
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from .verify import verify as _verify
 __all__ = ["Program", "Grads", "trace"]
 
 ArrayLike = Any
+_DATA = operator.attrgetter("data")
 
 
 class Grads(NamedTuple):
@@ -115,8 +117,7 @@ class Program:
         Value output, a (k,) / (B, k) array per output that is a sequence of Values, a tuple
         when there are several. Parameters are read from their Values at every run."""
         arrays, B, single = self._feed(feeds, named)
-        state = np.fromiter((v.data for v in self.params + self.frozen), float,
-                            self.plan.n_state)
+        state = np.fromiter(map(_DATA, self.params + self.frozen), float, self.plan.n_state)
         return self._runner.forward(arrays, B, single, state)
 
     __call__ = forward
