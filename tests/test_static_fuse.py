@@ -400,3 +400,29 @@ def test_sgd_on_the_array_equals_the_optimizers_loop(fuse, wd, lr):
         assert [p.data for p in m1.parameters()] == [p.data for p in m2.parameters()]
         assert [p.grad for p in m1.parameters()] == [p.grad for p in m2.parameters()]
     assert o1.steps == o2.steps == 3
+
+
+def test_threads_share_a_fused_program():
+    import threading
+    model = jiggled(MLP(3, [8, 4, 1], activation="tanh", seed=21))
+    fused, plain = both(model, 3, model.parameters())
+    batches = [np.random.default_rng(k).normal(size=(5 + k, 3)) for k in range(4)]
+    want = []
+    for X in batches:
+        plain(X)
+        want.append(plain.backward(write=False, inputs=True))
+    got: dict = {}
+
+    def work(k):
+        for _ in range(20):
+            fused(batches[k])
+            got[k] = fused.backward(write=False, inputs=True)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, w in enumerate(want):
+        close(got[k].params, w.params)
+        close(got[k].inputs[0], w.inputs[0])
