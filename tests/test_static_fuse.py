@@ -426,3 +426,25 @@ def test_threads_share_a_fused_program():
     for k, w in enumerate(want):
         close(got[k].params, w.params)
         close(got[k].inputs[0], w.inputs[0])
+
+
+def test_relu_in_the_fused_runner_is_the_engines_relu():
+    w = [Value(1.0), Value(-1.0)]
+
+    def f(x):  # relu of -0.0 (from neg), negative, positive and zero values, beside a layer
+        return [(w[0] * x[0] + w[1] * x[1]).relu(), (-x[0]).relu() * 2.0]
+
+    fused, plain = both(f, 2, w)
+    assert fused.fused is not None
+    X = np.array([[0.0, 0.0], [-2.0, 0.5], [2.0, 0.5], [0.5, 2.0], [-0.0, 1.0]])
+    a, b = fused(X), plain(X)
+    assert fused._runner.fallbacks == 0  # finite: ran fused
+    np.testing.assert_array_equal(a, b)
+    assert not np.signbit(a).any()
+    want = [[o.data for o in f([Value(float(p)), Value(float(q))])] for p, q in X]
+    np.testing.assert_array_equal(np.array(a).T, want)
+    seeds = [1.0, 1.0]
+    close(fused.backward(seeds, write=False, inputs=True).inputs[0],
+          plain.backward(seeds, write=False, inputs=True).inputs[0])
+    odd = np.array([[math.nan, 1.0], [math.inf, 1.0], [-math.inf, 1.0]])
+    np.testing.assert_array_equal(fused(odd), plain(odd))  # through the plain replay
