@@ -83,6 +83,21 @@ def _neuron(root: int, instrs: list, uses: list, batched: list):
     return terms, bias, consts, absorbed
 
 
+def _term_ok(a: int, instrs: list, uses: list, batched: list, ok: list) -> bool:
+    ins = instrs[a]
+    if ins.kind in _STATE or ins.kind == "const":
+        return True
+    if ins.kind != "op" or uses[a] != 1:
+        return False
+    if ins.op in _SUMS:
+        return ok[a]
+    if ins.op is engine.MUL:
+        x, y = ins.args
+        return (instrs[x].kind in _STATE and batched[y]) or (instrs[y].kind in _STATE
+                                                             and batched[x])
+    return False
+
+
 def find_layers(tape: Tape, min_terms: int = 2) -> list[Layer]:
     """The layers of the tape: neurons (sums of at least `min_terms` products) grouped by the
     values they read. A sum that does not match is left alone (and its parts may still be
@@ -97,13 +112,23 @@ def find_layers(tape: Tape, min_terms: int = 2) -> list[Layer]:
             ins.kind == "op" and any(batched[a] for a in ins.args))
     for o in tape.out_slots:
         uses[o] += 2  # an output keeps its value: never absorbed
+    # bottom-up first: may the sum at k flatten into weight terms, state and constants? (so a
+    # long chain of + over a term that does not match is rejected once, not once per link)
+    ok = [False] * len(instrs)
+    for ins in instrs:
+        if ins.kind == "op" and ins.op in _SUMS:
+            ok[ins.index] = all(_term_ok(a, instrs, uses, batched, ok) for a in ins.args)
     taken: set = set()
     by_inputs: dict = {}
+    budget = 4 * len(instrs) + 1000  # flattening work: linear in the tape, whatever the graph
     for ins in reversed(instrs):
         k = ins.index
-        if ins.kind != "op" or ins.op not in _SUMS or k in taken:
+        if ins.kind != "op" or not ok[k] or k in taken:
             continue
         found = _neuron(k, instrs, uses, batched)
+        budget -= 1 + (0 if found is None else len(found[3]))
+        if budget < 0:
+            break  # a pathological graph: what was found so far is fused, the rest is not
         if found is None or len(found[0]) < min_terms:
             continue
         terms, bias, consts, absorbed = found
