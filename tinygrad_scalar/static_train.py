@@ -136,6 +136,23 @@ _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
             static_cross_entropy: (_targets_onehot, _acc_argmax)}
 
 
+def _sgd_on_arrays(opt, P: np.ndarray, grads: np.ndarray, params: list) -> bool:
+    """Plain SGD (no momentum) as one array update: P - lr * (g [+ wd * P]) is the same IEEE
+    arithmetic per element as SGD.step's `p.data -= lr * ...`, so the same numbers, then one
+    loop writes .grad and .data into every Value (instead of zero_grad, the .grad loop and
+    step's loop: three passes over the Values). False: not plain SGD, nothing done."""
+    from .optim import SGD
+    if type(opt) is not SGD or opt.momentum != 0.0 or opt.params is not params:
+        return False
+    lr, wd = opt.current_lr(), opt.weight_decay
+    new = P - lr * (grads + wd * P if wd else grads)
+    for p, g, d in zip(params, grads.tolist(), new.tolist()):
+        p.grad = g
+        p.data = d
+    opt.steps += 1
+    return True
+
+
 class CompiledStep:
     """One optimisation step through a traced per-example loss, replayed over the batch.
 
@@ -147,13 +164,15 @@ class CompiledStep:
     nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
     'cross_entropy' (class indices), or a callable per_example(outputs, targets) -> Value with
     `n_targets` target placeholders. verify: on the first call, re-trace the loss on two
-    examples of the batch and compare with the engine (Program.verify). exact: see Program.
+    examples of the batch and compare with the engine (Program.verify). exact, fuse: see
+    Program.from_graph (exact=False, fuse=True runs each layer as one matrix product).
     The parameters are the optimizer's; other model parameters are frozen (read, not trained).
     """
 
     def __init__(self, model: Callable, loss: Union[str, Callable], optimizer, alpha: float = 0.0,
                  *, nin: Optional[int] = None, n_targets: int = 1,
-                 accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True):
+                 accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True,
+                 fuse: bool = True):
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
@@ -182,9 +201,9 @@ class CompiledStep:
         self._accuracy = accuracy if accuracy is not None else acc
         self._user_accuracy = accuracy is not None
         self._verify = verify
-        self.program = self._trace(int(nin), n_targets, exact)
+        self.program = self._trace(int(nin), n_targets, exact, fuse)
 
-    def _trace(self, nin: int, n_targets: int, exact: bool) -> Program:
+    def _trace(self, nin: int, n_targets: int, exact: bool, fuse: bool = True) -> Program:
         if not engine.is_grad_enabled():
             raise TraceError("CompiledStep traces the model: create it outside no_grad()")
         x = [Value(0.0, f"x[{i}]") for i in range(nin)]
@@ -207,7 +226,7 @@ class CompiledStep:
         with refusing_branches([x, t]):
             traced = per_example(x, t)
         return Program(traced, [x, t], self.params, others, ["x", "y"],
-                       exact=exact, function=per_example)
+                       exact=exact, function=per_example, fuse=fuse)
 
     def _targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=float)
@@ -236,14 +255,15 @@ class CompiledStep:
             sq = (P * P).tolist()
             total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
         opt = self.optimizer
-        opt.zero_grad()
         seed = 1.0 / B if B > 1 else 1.0
         grads = prog.backward((seed, 0.0), write=False).params
         if self.alpha:
             grads = grads + 2.0 * (P * self.alpha)
-        for p, g in zip(self.params, grads.tolist()):
-            p.grad = g
-        opt.step()
+        if not _sgd_on_arrays(opt, P, grads, self.params):
+            opt.zero_grad()
+            for p, g in zip(self.params, grads.tolist()):
+                p.grad = g
+            opt.step()
         if self._accuracy is None:
             acc = None
         elif self._user_accuracy:

@@ -202,7 +202,7 @@ class NumpyRunner:
         """The reverse sweep over `run`: (summed parameter gradients, per-example parameter
         gradients or None, per-input-slot gradients or None)."""
         plan = self.plan
-        B, bufs, V, S, rules = run.B, run.gbuf, run.V, run.S, self._rules
+        B, bufs = run.B, run.gbuf
         INPUTS, PARAMS = plan.INPUTS, plan.PARAMS
         flats = [b.reshape(-1, B) for b in bufs]
         pbuf = run.pbuf
@@ -224,53 +224,7 @@ class NumpyRunner:
                             if pg != INPUTS or inputs:
                                 flats[pg][dest] = 0.0
                     continue
-                buf = bufs[gid]
-                grad = buf[0]
-                for t in range(1, plan.fan[gid]):
-                    grad += buf[t]
-                # this group's local derivatives (saved by a per-element run, else its rule)
-                args, locs = run.cache[gid]
-                if locs is None:
-                    locs = rules[gid][3](*args, (V if g.batched else S)[g.start:g.stop])
-                if g.op is engine.RELU:  # its flat part passes nothing (not 0 * inf), as the engine
-                    grad = np.where(np.broadcast_to(locs[0], grad.shape) == 0.0, 0.0, grad)
-                # loc * grad along every edge, into the parents' gradient slots (inline: this
-                # loop is the replay's hot path)
-                for j, edges in enumerate(g.edges):
-                    if not edges:
-                        continue
-                    loc = locs[j]
-                    scalar = type(loc) is float
-                    one, minus = scalar and loc == 1.0, scalar and loc == -1.0
-                    for pg, sel, dest in edges:
-                        if pg == INPUTS and not inputs:
-                            continue
-                        target = flats[pg]
-                        if pg == PARAMS and not per_example:
-                            target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel],
-                                                       sel)
-                        elif sel is None:
-                            if one:
-                                target[dest] = grad
-                            elif minus:
-                                if isinstance(dest, slice):
-                                    np.negative(grad, out=target[dest])
-                                else:
-                                    target[dest] = -grad
-                            elif isinstance(dest, slice):
-                                np.multiply(loc, grad, out=target[dest])
-                            else:
-                                target[dest] = loc * grad
-                        else:
-                            gs = grad[sel]
-                            if one:
-                                target[dest] = gs
-                            elif minus:
-                                target[dest] = -gs
-                            elif scalar:
-                                target[dest] = loc * gs
-                            else:
-                                target[dest] = np.broadcast_to(loc, grad.shape)[sel] * gs
+                self._backward_group(run, gid, g, bufs[gid], flats, inputs, per_example)
                 if dead is not None and dead[gid] is not None:  # rows off the seeded paths
                     for pg, zero in dead[gid]:
                         if pg != INPUTS or inputs:
@@ -288,6 +242,62 @@ class NumpyRunner:
         else:
             per_ex, params_grad = None, pbuf[0, :, 0].copy()
         return params_grad, per_ex, (self._input_grads(run) if inputs else None)
+
+    def _backward_group(self, run, gid, g, buf, flats, inputs, per_example) -> None:
+        """One group of the reverse sweep: sum its gradient slots in order, then contribute to
+        its parents (fused_runner replaces this for its matrix-product layers)."""
+        grad = buf[0]
+        for t in range(1, self.plan.fan[gid]):
+            grad += buf[t]
+        self._contribute(run, gid, g, grad, flats, inputs, per_example)
+
+    def _locals(self, run: _Run, gid: int, g: Group) -> tuple:
+        args, locs = run.cache[gid]
+        if locs is not None:
+            return locs
+        df = g.op.vdf or g.op.df
+        return df(*args, (run.V if g.batched else run.S)[g.start:g.stop])
+
+    def _contribute(self, run, gid, g, grad, flats, inputs, per_example) -> None:
+        """Write loc * grad for every edge of the group into its parents' gradient slots."""
+        INPUTS, PARAMS = self.plan.INPUTS, self.plan.PARAMS
+        locs = self._locals(run, gid, g)
+        if g.op is engine.RELU:  # its flat part passes nothing (not 0 * inf), as the engine
+            grad = np.where(np.broadcast_to(locs[0], grad.shape) == 0.0, 0.0, grad)
+        for j, edges in enumerate(g.edges):
+            if not edges:
+                continue
+            loc = locs[j]
+            for pg, sel, dest in edges:
+                if pg == INPUTS and not inputs:
+                    continue
+                target = flats[pg]
+                one = type(loc) is float and loc == 1.0
+                minus = type(loc) is float and loc == -1.0
+                if pg == PARAMS and not per_example:
+                    target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel], sel)
+                elif sel is None:
+                    if one:
+                        target[dest] = grad
+                    elif minus:
+                        if isinstance(dest, slice):
+                            np.negative(grad, out=target[dest])
+                        else:
+                            target[dest] = -grad
+                    elif isinstance(dest, slice):
+                        np.multiply(loc, grad, out=target[dest])
+                    else:
+                        target[dest] = loc * grad
+                else:
+                    gs = grad[sel]
+                    if one:
+                        target[dest] = gs
+                    elif minus:
+                        target[dest] = -gs
+                    elif type(loc) is float:
+                        target[dest] = loc * gs
+                    else:
+                        target[dest] = np.broadcast_to(loc, grad.shape)[sel] * gs
 
     def _input_grads(self, run: _Run) -> tuple:
         tape = self.plan.tape

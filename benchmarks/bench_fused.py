@@ -1,0 +1,267 @@
+"""The fused compiled step (layers as matrix products) against NumPy by hand, in one process.
+
+    .venv/bin/python benchmarks/bench_fused.py [--repeats 7] [--quick] [--blas-threads 1]
+
+(a) micrograd's demo step: MLP(2, [16, 16, 1]), moons points, hinge + 1e-4 * Σ p², backward,
+    SGD, at batch 100 and 10,000: micrograd 0.1.0 and the engine (Values; batch 100 only: at
+    10,000 one of their steps takes minutes), the compiled step (CompiledStep, exact=False)
+    fused and unfused, and the same step written by hand as NumPy matrix products.
+(b) MLP(64, [64, 32, 10]) (relu, linear output), softmax cross-entropy + 1e-4 L2, SGD, batch 256:
+    compiled fused and unfused against the same network by hand in NumPy.
+(c) where the fused step's time goes: the program's forward and backward, and the Python work
+    around them (reading the parameters out of their Values, writing the gradients into .grad,
+    the optimizer's loop over Values).
+(d) the fused step per batch size, 10 ... 100,000 points: time and bytes (tracemalloc peak of a
+    step, buffers included) per point.
+
+Timing: contenders run interleaved, medians of `repeats` rounds. micrograd and the engine build
+graphs full of reference cycles, so their steps end with gc.collect() (after gc.freeze() of the
+long-lived heap); the compiled and NumPy steps build none, and are timed as loops of many steps.
+BLAS runs on one thread (--blas-threads): on this shared 2-core machine a threaded product of a
+(16, 16) by a (16, 10000) matrix was 5-70x slower than the single-threaded one, for everyone.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+if __name__ == "__main__":  # before NumPy loads: BLAS reads its thread count once
+    _a = sys.argv[sys.argv.index("--blas-threads") + 1] if "--blas-threads" in sys.argv else "1"
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", _a)
+    os.environ.setdefault("OMP_NUM_THREADS", _a)
+
+import gc  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import micrograd_step, need_micrograd, timed  # noqa: E402
+from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
+from tinygrad_scalar.nn import MLP  # noqa: E402
+from tinygrad_scalar.optim import SGD  # noqa: E402
+from tinygrad_scalar.static_train import CompiledStep  # noqa: E402
+from tinygrad_scalar.train import TrainStep  # noqa: E402
+
+LR, ALPHA = 0.01, 1e-4
+
+
+class ByHand:
+    """An MLP's training step written directly with matrices (relu hidden layers, linear
+    output), loss 'hinge' (labels ±1, one output) or 'cross_entropy' (class indices)."""
+
+    def __init__(self, model: MLP, loss: str):
+        self.layers = [(np.array([[p.data for p in n.w] for n in layer.neurons]),
+                        np.array([n.b.data for n in layer.neurons])) for layer in model.layers]
+        self.loss = loss
+
+    def __call__(self, X, y):
+        acts, h = [X], X
+        last = len(self.layers) - 1
+        for i, (W, b) in enumerate(self.layers):
+            z = h @ W.T + b
+            h = np.maximum(z, 0.0) if i < last else z
+            acts.append(h)
+        B = len(y)
+        if self.loss == "hinge":
+            margin = 1.0 - y * h[:, 0]
+            data = np.maximum(margin, 0.0).mean()
+            g = np.where(margin > 0.0, -y, 0.0)[:, None] / B
+        else:
+            m = h.max(axis=1, keepdims=True)
+            e = np.exp(h - m)
+            s = e.sum(axis=1, keepdims=True)
+            rows = np.arange(B)
+            data = (np.log(s[:, 0]) + m[:, 0] - h[rows, y]).mean()
+            g = e / s
+            g[rows, y] -= 1.0
+            g /= B
+        loss = data + ALPHA * sum((W * W).sum() + (b * b).sum() for W, b in self.layers)
+        for i in range(last, -1, -1):
+            W, b = self.layers[i]
+            gW, gb = g.T @ acts[i] + 2 * ALPHA * W, g.sum(0) + 2 * ALPHA * b
+            if i:
+                g = (g @ W) * (acts[i] > 0.0)
+            W -= LR * gW
+            b -= LR * gb
+        return loss
+
+
+def loop_time(fn, steps: int) -> float:
+    """Seconds per step of `steps` consecutive calls (no garbage of their own to collect)."""
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def steps_for(seconds_per_step: float) -> int:
+    return max(3, min(300, int(0.15 / max(seconds_per_step, 1e-6))))
+
+
+def interleaved(runs: dict, repeats: int) -> dict:
+    """Median seconds per step for each contender: name -> (fn, uses cycles?)."""
+    for fn, _ in runs.values():
+        fn()  # warm up (first calls trace, allocate)
+    sizes = {}
+    for k, (fn, cyc) in runs.items():
+        sizes[k] = 1 if cyc else steps_for(loop_time(fn, 3))
+    times: dict = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, (fn, cyc) in runs.items():
+            times[k].append(timed(fn) if cyc else loop_time(fn, sizes[k]))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def compiled(model: MLP, loss: str, fuse: bool) -> CompiledStep:
+    return CompiledStep(model, loss, SGD(model.parameters(), lr=LR), alpha=ALPHA, exact=False,
+                        fuse=fuse)
+
+
+def moons(n: int):
+    X, y01 = make_moons(n, noise=0.1, seed=1)
+    return X, [float(v) for v in signed_labels(y01)]
+
+
+def bench_moons(repeats: int) -> dict:
+    MV, MMLP = need_micrograd()
+    out = {}
+    for B in (100, 10_000):
+        X, y = moons(B)
+        Xa, ya = np.array(X), np.array(y)
+        fused = compiled(MLP(2, [16, 16, 1], seed=1337), "hinge", True)
+        plain = compiled(MLP(2, [16, 16, 1], seed=1337), "hinge", False)
+        hand = ByHand(MLP(2, [16, 16, 1], seed=1337), "hinge")
+        runs = {"compiled fused": (lambda: fused(Xa, ya), False),
+                "compiled unfused": (lambda: plain(Xa, ya), False),
+                "NumPy by hand": (lambda: hand(Xa, ya), False)}
+        if B <= 100:
+            random.seed(1337)
+            theirs = MMLP(2, [16, 16, 1])
+            eng = MLP(2, [16, 16, 1], seed=1337)
+            eng_step = TrainStep(eng, "hinge", SGD(eng.parameters(), lr=LR), alpha=ALPHA)
+            runs = {"micrograd 0.1.0": (lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA),
+                                        True),
+                    "engine (Values)": (lambda: eng_step(X, y), True), **runs}
+        gc.collect()
+        gc.freeze()
+        out[B] = interleaved(runs, repeats)
+        gc.unfreeze()
+    return out
+
+
+def digits_like(B: int):
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.0, 1.0, size=(B, 64)), rng.integers(0, 10, size=B)
+
+
+def bench_digits(repeats: int) -> dict:
+    X, y = digits_like(256)
+    fused = compiled(MLP(64, [64, 32, 10], seed=7), "cross_entropy", True)
+    plain = compiled(MLP(64, [64, 32, 10], seed=7), "cross_entropy", False)
+    hand = ByHand(MLP(64, [64, 32, 10], seed=7), "cross_entropy")
+    runs = {"compiled fused": (lambda: fused(X, y), False),
+            "compiled unfused": (lambda: plain(X, y), False),
+            "NumPy by hand": (lambda: hand(X, y), False)}
+    return interleaved(runs, repeats)
+
+
+def breakdown(repeats: int) -> dict:
+    """The fused step's parts, each timed alone (medians of loops)."""
+    out = {}
+    for name, model, loss, (X, y) in (
+            ("moons, batch 100", MLP(2, [16, 16, 1], seed=1337), "hinge", moons(100)),
+            ("64-64-32-10, batch 256", MLP(64, [64, 32, 10], seed=7), "cross_entropy",
+             digits_like(256))):
+        step = compiled(model, loss, True)
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        step(X, y)
+        prog, params, opt = step.program, step.params, step.optimizer
+        T = step._targets(y)
+        grads = [0.0] * len(params)
+
+        def write():
+            for p, g in zip(params, grads):
+                p.grad = g
+
+        parts = {"whole step": lambda: step(X, y),
+                 "program forward": lambda: prog(X, T),
+                 "forward + backward": lambda: (prog(X, T),
+                                                prog.backward((1.0, 0.0), write=False)),
+                 "read params from Values": lambda: np.fromiter((p.data for p in params),
+                                                                float, len(params)),
+                 "write .grad into Values": write,
+                 "optimizer.step()": opt.step,
+                 "optimizer.zero_grad()": opt.zero_grad}
+        med = {k: statistics.median(loop_time(f, 50) for _ in range(repeats))
+               for k, f in parts.items()}
+        out[name] = (len(params), med)
+    return out
+
+
+def scaling(sizes=(10, 100, 1000, 10_000, 100_000)) -> dict:
+    out = {}
+    for B in sizes:
+        X, y = moons(B)
+        Xa, ya = np.array(X), np.array(y)
+        step = compiled(MLP(2, [16, 16, 1], seed=1337), "hinge", True)
+        step._verify = False  # verify re-runs examples on the engine: not part of a step
+        tracemalloc.start()
+        step(Xa, ya)  # the first step at this size allocates its buffers
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        t = statistics.median(loop_time(lambda: step(Xa, ya), steps_for(loop_time(
+            lambda: step(Xa, ya), 2))) for _ in range(3))
+        out[B] = (t, peak)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="3 repeats")
+    ap.add_argument("--blas-threads", default="1", help="OPENBLAS_NUM_THREADS (default 1)")
+    args = ap.parse_args()
+    reps = 3 if args.quick else args.repeats
+    print(f"Python {sys.version.split()[0]}, NumPy {np.__version__}, BLAS threads "
+          f"{os.environ.get('OPENBLAS_NUM_THREADS')}, medians of {reps} interleaved rounds\n")
+    a = bench_moons(reps)
+    for B, med in a.items():
+        hand = med["NumPy by hand"]
+        print(f"(a) micrograd's demo step, MLP(2,[16,16,1]), hinge + 1e-4 L2, SGD, batch {B}")
+        for k, t in med.items():
+            vs = f"{t / hand:7.2f}x NumPy by hand"
+            mg = (f", {med['micrograd 0.1.0'] / t:8.0f}x faster than micrograd"
+                  if "micrograd 0.1.0" in med else "")
+            print(f"    {k:20s} {t * 1e3:10.3f} ms/step  {vs}{mg}")
+        target = 2.0 if B == 100 else 1.5
+        r = med["compiled fused"] / hand
+        print(f"    fused / by hand = {r:.2f} (target <= {target}); fused is "
+              f"{med['compiled unfused'] / med['compiled fused']:.1f}x faster than unfused\n")
+    d = bench_digits(reps)
+    print("(b) MLP(64,[64,32,10]), softmax cross-entropy + 1e-4 L2, SGD, batch 256")
+    for k, t in d.items():
+        print(f"    {k:20s} {t * 1e3:10.3f} ms/step  {t / d['NumPy by hand']:7.2f}x NumPy by hand")
+    print(f"    fused / by hand = {d['compiled fused'] / d['NumPy by hand']:.2f} (target <= 2); "
+          f"fused is {d['compiled unfused'] / d['compiled fused']:.1f}x faster than unfused\n")
+    print("(c) where the fused step's time goes (each part timed alone)")
+    for name, (n, med) in breakdown(reps).items():
+        print(f"    {name} ({n} parameters):")
+        for k, t in med.items():
+            print(f"      {k:26s} {t * 1e6:9.1f} us  ({t / med['whole step'] * 100:5.1f}%)")
+    print("\n(d) fused compiled moons step per batch size (forward, backward, L2, SGD)")
+    sc = scaling()
+    for B, (t, peak) in sc.items():
+        print(f"    batch {B:7d}: {t * 1e3:9.3f} ms/step  {t / B * 1e6:8.3f} us/point  "
+              f"{peak / B:10.0f} bytes/point (first step's tracemalloc peak)")
+
+
+if __name__ == "__main__":
+    main()
