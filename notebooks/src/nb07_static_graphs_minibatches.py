@@ -374,24 +374,38 @@ fig
 # ## 7. What a trace cannot see
 #
 # A trace records the operations that *happened* for the example it was traced with.
-# Python control flow that looked at the data (an `if x.data > 0`, a `max` over `.data`)
-# ran once, at trace time, and is frozen into the program, exactly as under `jax.jit`.
-# Here $f(x) = 2x$ for $x > 0$ and $x^2$ otherwise, traced at $x = 1$:
+# Python control flow on the data would run once, at trace time, and be frozen into the
+# program. So while tracing, a comparison or `bool()` of a Value that depends on a traced
+# input raises `TraceError` at once, as `jax.jit` refuses it, and says how to write the
+# branch branch-free. Here $f(x) = 2x$ for $x > 0$ and $x^2$ otherwise, traced at $x = 1$:
 
 # %%
 def f(x):
+    return x * 2.0 if x > 0 else x * x
+
+try:
+    trace(f, 1.0)
+except TraceError as e:
+    print("TraceError:", str(e)[:230], "...")
+
+# %% [markdown]
+# What the tracer cannot see is an explicit read of the number: `x.data` is a plain float,
+# and a branch on it is frozen without a word (under `jax.jit`, reading the number of a
+# traced value is an error instead; here `.data` is how you ask for the number).
+
+# %%
+def f_data(x):
     return x * 2.0 if x.data > 0 else x * x
 
-f_prog = trace(f, 1.0)
+f_prog = trace(f_data, 1.0)
 xs = np.array([1.0, -2.0, 3.0])
-print("replay:", f_prog(xs), "  engine:", [f(Value(v)).data for v in xs])
+print("replay:", f_prog(xs), "  engine:", [f_data(Value(v)).data for v in xs])
 try:
     f_prog.verify(xs)
 except TraceError as e:
     print("TraceError:", str(e)[:160], "...")
 
-# %% [markdown]
-# The replay silently took the $2x$ branch for $x = -2$. `verify` re-runs the function
+# The replay took the $2x$ branch for $x = -2$. `verify` re-runs the function
 # with the engine on a few examples of the batch and compares the graphs, which catches
 # it. The cure is to write such parts **branch-free**, with operations that decide per
 # element inside the graph. The engine's stable cross-entropy (notebook 5) subtracts the
