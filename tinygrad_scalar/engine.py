@@ -425,6 +425,9 @@ def _relu(a):
 
 
 def _relu_v(a):
+    m = _array_module(a)
+    if m is not None and m.__name__ == "numpy":  # about 5x faster than where on big arrays
+        return m.maximum(a, 0.0) + 0.0  # + 0.0: a -0.0 becomes 0.0; nan stays nan
     return where(a <= 0.0, 0.0, a)
 
 

@@ -17,7 +17,6 @@ from typing import Optional
 
 import numpy as np
 
-from .. import engine
 from .fuse import Fused, fuse
 from .numpy_backend import NumpyRunner
 from .plan import Plan, as_index
@@ -93,16 +92,7 @@ class _DenseRunner(NumpyRunner):
     def _run_group(self, run, gid, g) -> None:
         L = self._dense.get(gid)
         if L is None:
-            if g.op is engine.RELU:
-                # relu as np.maximum(0, a) + 0.0 (the + 0.0 turns maximum's -0.0 into the
-                # engine's 0.0; nan stays nan): the same numbers as the table's vector form,
-                # where(a <= 0, 0, a), in about a fifth of the time on large batches
-                (a,) = self._args(run, gid, g)
-                dest = (run.V if g.batched else run.S)[g.start:g.stop]
-                np.maximum(0.0, a, out=dest)
-                dest += 0.0
-                run.cache[gid] = ([a], None)
-            elif gid not in self._rows:  # a row group's values are written by its layer
+            if gid not in self._rows:  # a row group's values are written by its layer
                 super()._run_group(run, gid, g)
             return
         V, S = run.V, run.S
@@ -117,11 +107,6 @@ class _DenseRunner(NumpyRunner):
             Z += L.c
         V[g.start:g.stop] = 0.0  # the dense node's own row: a placeholder
         run.cache[gid] = (X, W)
-
-    def _locals(self, run, gid, g) -> tuple:
-        if g.op is engine.RELU:  # 1.0 where a > 0 else 0.0, as the table's rule
-            return (np.greater(run.cache[gid][0][0], 0.0).astype(float),)
-        return super()._locals(run, gid, g)
 
     def _check_finite(self, run) -> None:
         raise _Unfusable
