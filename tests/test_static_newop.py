@@ -147,3 +147,13 @@ def test_domain_predicates_are_shared_by_the_scalar_check_and_the_arrays():
     assert (Value(-0.5) ** inf).data == 0.0
     assert math.isnan((Value(-2.0) ** nan).data)
     assert not bool(engine.POW.bad(np.array([-2.0, -0.5]), np.array([nan, inf])).any())
+
+
+def test_the_command_line_can_call_it(capsys):
+    from tinygrad_scalar import cli
+    status = cli.main(["grad", f"{NAME}(x*x)*x", "x=0.7", "--json"])
+    assert status == 0
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert out["value"] == pytest.approx(softplus_closed(0.49) * 0.7, rel=1e-12)
+    assert out["gradients"]["x"] == pytest.approx(df_closed(0.7), rel=1e-12)

@@ -53,9 +53,28 @@ MAX_NODES = 500       # numbers, names, operations and calls in the expression
 MAX_DEPTH = 200       # operations nested inside one another (a flat a+b+c+... is one level)
 MAX_EXPONENT = 10_000  # |exponent| of any power, checked on its value before computing
 
-# The engine functions an expression may call, each with one argument.
-FUNCTIONS: dict = {name: OPS[name] for name in
-                   ("relu", "tanh", "sigmoid", "exp", "log", "sqrt", "sin", "cos", "abs")}
+class _Functions(Mapping):
+    """The functions an expression may call, each with one argument: every one-input operation
+    of the engine's live table (`neg` is written `-x`), so an operation added to the table, or
+    with define_op, can be called in an expression at once."""
+
+    _SPELLED = frozenset({"neg"})  # has its own notation
+
+    def __getitem__(self, name: str):
+        op = OPS.get(name) if isinstance(name, str) else None
+        if op is None or op.arity != 1 or name in self._SPELLED or not name.isidentifier():
+            raise KeyError(name)
+        return op
+
+    def __iter__(self):
+        return (n for n, op in list(OPS.items())
+                if op.arity == 1 and n not in self._SPELLED and n.isidentifier())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+FUNCTIONS: Mapping = _Functions()
 
 # Names that are numbers unless a variable of that name is given.
 CONSTANTS: dict = {"pi": math.pi, "e": math.e}
