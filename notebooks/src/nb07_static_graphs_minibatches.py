@@ -40,7 +40,9 @@ from matplotlib.figure import Figure
 
 from tinygrad_scalar import Value, topological_order
 from tinygrad_scalar import data, optim
+from tinygrad_scalar.demo import train_digits
 from tinygrad_scalar.nn import MLP, Neuron
+from tinygrad_scalar.plot import plot_confusion, plot_digits
 from tinygrad_scalar.static import TraceError, trace
 from tinygrad_scalar.teach import answered, check_answer
 from tinygrad_scalar.train import fit
@@ -433,6 +435,51 @@ m_prog.verify(A, Bv, samples=10)          # raises TraceError if the graph depen
 print("correct: one trace, right for every example")
 
 # %% [markdown]
+# ## 8. From scalar groups to matrix products
+#
+# The replay above runs one NumPy call per group of same-kind operations. But a layer of
+# neurons is really $Z = W X + b$: with `exact=False` the compiler runs one more pass over
+# the plan that finds every sum of products `w * x` of a parameter and an input (plus a
+# bias), gathers the neurons that read the same inputs into a layer, and runs the layer as
+# one matrix product forward and two backward ($W^T \bar Z$ for the inputs, $\bar Z X^T$ for
+# the weights, summed over the batch). Nothing in it knows about `nn`: a neuron written by
+# hand matches too. `summary()` shows what the compiler did:
+
+# %%
+fused = trace(hinge_one, [0.0, 0.0], 1.0, params=model.parameters(), exact=False)
+print(fused.summary())
+
+# %% [markdown]
+# The numbers are the engine's up to rounding: a matrix product adds its terms in its own
+# order, so they agree to a few $10^{-14}$ relative here, not bit for bit (`exact=True`,
+# the default, never fuses and stays bit-identical).
+
+# %%
+Xm, ym = data.make_moons(200, noise=0.1, seed=3)
+ym = np.array(data.signed_labels(ym), dtype=float)
+Xm = np.array(Xm)
+a, b = fused(Xm, ym), mlp_prog(Xm, ym)
+print("largest relative difference:", float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))))
+
+# %% [markdown]
+# ## 9. A real data set: handwritten digits
+#
+# `data.load_digits()` gives the 1,797 8x8 digits that scikit-learn ships inside its package
+# (no download), scaled to $[0, 1]$ and split with a seed. `fit(..., compiled=True)` traces
+# one example's softmax cross-entropy and replays every minibatch of 128 images with
+# NumPy; the demo (`make demo`) trains the same network.
+
+# %%
+digits = train_digits(quiet=True)
+print(f"MLP(64, [16, 10]) on {digits['train_size']} training images: "
+      f"{digits['accuracy']:.1%} of the {len(digits['y_test'])} held-out images right")
+plot_digits(digits["X_test"][:20], digits["y_test"][:20], digits["predictions"][:20],
+            title="held-out digits: prediction (label)")
+
+# %%
+plot_confusion(digits["y_test"], digits["predictions"], 10, title="digits, held-out images")
+
+# %% [markdown]
 # ## Summary
 #
 # - A define-by-run graph has the same structure for every example; `trace` records it
@@ -443,5 +490,6 @@ print("correct: one trace, right for every example")
 #   it by accumulating in the leaves or through one shared graph; the replay sums each
 #   contribution over the batch where it reaches a parameter, which has no batch axis.
 # - The speed-up is large because Python's overhead is paid per group of operations, not
-#   per operation and example. The price: control flow that reads the data is frozen at
+#   per operation and example; with `exact=False` each layer of neurons becomes one matrix
+#   product. The price: control flow that reads the data is frozen at
 #   trace time, so such code must be branch-free (and `verify` checks it).
