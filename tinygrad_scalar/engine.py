@@ -424,10 +424,23 @@ def _relu(a):
     return 0.0 if a <= 0.0 else a  # relu(nan) is nan
 
 
+def _relu_vdf(a, out):
+    m = _array_module(a)
+    if m is not None and m.__name__ == "numpy":  # a cast is about 5x faster than two wheres
+        d = (a > 0.0).astype(float)  # 1 where a > 0, else 0 ...
+        nan = a != a
+        if nan.any():
+            d[nan] = a[nan]  # ... and relu'(nan) is nan
+        return (d,)
+    return (where(a > 0.0, 1.0, where(a <= 0.0, 0.0, a)),)
+
+
 def _relu_v(a):
     m = _array_module(a)
     if m is not None and m.__name__ == "numpy":  # about 5x faster than where on big arrays
-        return m.maximum(a, 0.0) + 0.0  # + 0.0: a -0.0 becomes 0.0; nan stays nan
+        out = m.maximum(a, 0.0)
+        out += 0.0  # a -0.0 becomes 0.0; nan stays nan
+        return out
     return where(a <= 0.0, 0.0, a)
 
 
@@ -477,7 +490,7 @@ NEG = _register(Op("neg", "neg", 1, _neg, lambda a, out: _MINUS_ONE, vf=_neg))
 ABS = _register(Op("abs", "abs", 1, abs, lambda a, out: (sign(a),), vf=abs))
 RELU = _register(Op("relu", "relu", 1, _relu,  # relu'(nan) is nan, on floats and arrays
                     lambda a, out: _ONE if a > 0.0 else (0.0,) if a <= 0.0 else (a,),
-                    vf=_relu_v, vdf=lambda a, out: (where(a > 0.0, 1.0, where(a <= 0.0, 0.0, a)),)))
+                    vf=_relu_v, vdf=_relu_vdf))
 TANH = _register(Op("tanh", "tanh", 1, math.tanh, lambda a, out: (1.0 - out * out,), vf=tanh))
 SIGMOID = _register(Op("sigmoid", "sigmoid", 1, _sigmoid, lambda a, out: (out * (1.0 - out),),
                        vf=sigmoid))

@@ -262,7 +262,8 @@ class NumpyRunner:
         """Write loc * grad for every edge of the group into its parents' gradient slots."""
         INPUTS, PARAMS = self.plan.INPUTS, self.plan.PARAMS
         locs = self._locals(run, gid, g)
-        if g.op is engine.RELU:  # its flat part passes nothing (not 0 * inf), as the engine
+        if g.op is engine.RELU and not np.isfinite(grad).all():
+            # its flat part passes nothing (not 0 * inf = nan), as the engine's relu
             grad = np.where(np.broadcast_to(locs[0], grad.shape) == 0.0, 0.0, grad)
         for j, edges in enumerate(g.edges):
             if not edges:
