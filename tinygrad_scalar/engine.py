@@ -559,8 +559,31 @@ class Value:
         node's `grad_value` is also a Value whose graph can be differentiated again.
         """
         g0 = _as_float(gradient, "backward(gradient=...)")
+        if create_graph:
+            self._backward_with_graph(g0)
+        elif self._a is None:  # a leaf: nothing below it
+            if self.grad is None:
+                self.grad = 0.0
+            self.grad += g0
+            if self._gv is not None:
+                _follow_grads([(self, self.grad - g0)])
+        else:
+            try:
+                held = _count_consumers(self)
+                self.grad = g0
+                _propagate(self)
+            except BaseException:  # an interrupt mid-walk: no count is left in a _gv slot
+                for v in topological_order(self):
+                    if v._a is not None:
+                        v._gv = None
+                raise
+            if held:
+                _follow_grads(list(held.items()))
+
+    def _backward_with_graph(self, g0: float) -> None:
+        """backward(create_graph=True): the float loop over topological_order, then the graph."""
         topo = topological_order(self)
-        held = None  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
+        held = []  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
         for v in topo:
             if v._a is not None:
                 v.grad = 0.0
@@ -568,10 +591,7 @@ class Value:
             else:
                 if v.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
                     v.grad = 0.0
-                if create_graph or v._gv is not None:
-                    if held is None:
-                        held = []
-                    held.append((v, v.grad))
+                held.append((v, v.grad))
         self.grad = g0 if self._a is not None else self.grad + g0
         for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
             a = v._a
@@ -589,10 +609,7 @@ class Value:
             else:
                 a.grad += v._da * g
                 b.grad += v._db * g
-        if create_graph:
-            _backward_graph(self, topo, g0, held)
-        elif held:
-            _follow_grads(held)
+        _backward_graph(self, topo, g0, held)
 
     def backward_step(self) -> None:
         """One step of the backward loop, by hand: pass this node's .grad into its parents once
@@ -959,6 +976,118 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
             if a not in seen:
                 push(a)
     return order
+
+
+# backward()'s walk. No ordering work: the first pass counts, for every interior node below the
+# root, how many edges from nodes below the root use it (kept in its _gv slot, which backward
+# clears on interior nodes anyway, so no memory is added); the second pass hands a node's
+# gradient to its parents and a parent goes on once its count falls to zero, when every node
+# that uses it has passed its part (Kahn's order). Leaves are not counted: they only receive.
+
+
+def _count_consumers(root: Value) -> Optional[dict]:
+    """Pass one: zero the interior nodes below root and count the edges into each one; make a
+    leaf's .grad of None a zero. Returns {leaf: grad before} for the leaves holding a
+    grad_value (which must follow .grad), or None."""
+    held = None
+    root._gv = 0
+    stack = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        v = pop()
+        a, b = v._a, v._b
+        if b is MANY:
+            for p in a:
+                if p._a is None:
+                    if p.grad is None or p._gv is not None:
+                        held = _leaf_seen(p, held)
+                    continue
+                c = p._gv
+                if type(c) is int:
+                    p._gv = c + 1
+                else:
+                    p._gv = 1
+                    p.grad = 0.0
+                    push(p)
+            continue
+        if b is not None:
+            if b._a is None:
+                if b.grad is None or b._gv is not None:
+                    held = _leaf_seen(b, held)
+            else:
+                c = b._gv
+                if type(c) is int:
+                    b._gv = c + 1
+                else:
+                    b._gv = 1
+                    b.grad = 0.0
+                    push(b)
+        if a._a is None:
+            if a.grad is None or a._gv is not None:
+                held = _leaf_seen(a, held)
+        else:
+            c = a._gv
+            if type(c) is int:
+                a._gv = c + 1
+            else:
+                a._gv = 1
+                a.grad = 0.0
+                push(a)
+    return held
+
+
+def _leaf_seen(p: Value, held: Optional[dict]) -> Optional[dict]:
+    if p.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
+        p.grad = 0.0
+    if p._gv is not None:
+        if held is None:
+            held = {}
+        held.setdefault(p, p.grad)
+    return held
+
+
+def _propagate(root: Value) -> None:
+    """Pass two: the generic loop, parent.grad += local * node.grad, each node once every node
+    that uses it is done. An interior node's _gv goes back to None as its count reaches 0."""
+    root._gv = None
+    ready = [root]
+    push, pop = ready.append, ready.pop
+    while ready:
+        v = pop()
+        g = v.grad
+        a, b = v._a, v._b
+        if b is MANY:
+            for p, d in zip(a, v._da):
+                p.grad += d * g
+                if p._a is not None:
+                    c = p._gv - 1
+                    if c:
+                        p._gv = c
+                    else:
+                        p._gv = None
+                        push(p)
+            continue
+        if b is None:
+            d = v._da
+            if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                a.grad += d * g
+        else:
+            a.grad += v._da * g
+            b.grad += v._db * g
+            if b._a is not None:
+                c = b._gv - 1
+                if c:
+                    b._gv = c
+                else:
+                    b._gv = None
+                    push(b)
+        if a._a is not None:
+            c = a._gv - 1
+            if c:
+                a._gv = c
+            else:
+                a._gv = None
+                push(a)
 
 
 def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
