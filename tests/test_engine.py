@@ -684,3 +684,130 @@ def test_constants_made_by_apply_and_sum_get_no_derivative():
     assert [d for _, d in v.edges()] == [None, 2.0]
     s = Value.sum([x, 1.0, x])
     assert [d for _, d in s.edges()] == [1.0, None, 1.0]
+
+
+# --- backward's walk: consumer counts in the nodes, then Kahn's order ------------------------------
+# backward() orders nothing: it counts how many edges use each interior node below the root (in
+# the node's grad_value slot, cleared again as the node is done) and hands a node's gradient on
+# once every node using it has passed its part. These check what that must never change.
+
+from hypothesis import strategies as st  # noqa: E402
+
+from tinygrad_scalar.engine import reverse_sweep  # noqa: E402
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(steps=(2, 12)), st.data())
+def test_backward_from_an_interior_node_matches_pytorch(g, data):
+    torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    leaves = [Value(x) for x in g.xs]
+    nodes = g.nodes(leaves)
+    k = data.draw(st.integers(len(leaves), len(nodes) - 1), label="root")
+    for v in nodes:
+        v.grad = 7.0  # stale numbers from an earlier call: interior nodes above the root keep it
+    for v in leaves:
+        v.grad = 0.0
+    nodes[k].backward()
+    below = {id(v) for v in topological_order(nodes[k])}
+    tl = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in g.xs]
+    tn = g.nodes(tl, torch_lift(torch))
+    tn[k].backward()
+    for v, t in zip(leaves, tl):
+        tg = 0.0 if t.grad is None else t.grad.item()
+        assert v.grad == pytest.approx(tg, rel=1e-10, abs=1e-12)
+    for v in nodes[len(leaves):]:
+        if id(v) not in below:
+            assert v.grad == 7.0
+        assert v.grad_value is None  # no count is left behind in the slot
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(combine=3, smooth=False, finite_slopes=False))
+def test_backward_equals_the_topological_sweep_on_every_node(g):
+    """The same gradients as reverse_sweep over topological_order (the order pictures show),
+    infinite local derivatives and relu's flat part included, for every interior node."""
+    leaves = [Value(x) for x in g.xs]
+    (root,) = g.build(leaves)
+    order = topological_order(root)
+    want = reverse_sweep(order, {root: 1.0})
+    root.backward()
+    for v in order:
+        if v.is_constant:
+            continue
+        w = want.get(v, 0.0)
+        assert v.grad == pytest.approx(w, rel=1e-12, abs=1e-300, nan_ok=True), v
+
+
+def test_backward_counts_every_parallel_edge_and_shared_node():
+    x = Value(3.0)
+    a = x * x          # two edges to one leaf
+    b = a + a          # two edges to one interior node
+    c = Value.sum([b, a, b, x])
+    c.backward()       # dc/dx = (2 + 1 + 2) * 2x + 1
+    assert x.grad == 5 * 2 * 3.0 + 1
+    assert (a.grad, b.grad) == (5.0, 2.0)
+    assert all(v.grad_value is None for v in topological_order(c))
+
+
+class _Boom:
+    """A .grad that raises as backward adds to it: an interrupt in the middle of the walk."""
+
+    def __add__(self, other):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_backward_leaves_no_count_behind():
+    x, w = Value(0.5), Value(2.0)
+    y = Value.sum([(x * w).tanh() * w for _ in range(3)])
+    w.grad = _Boom()
+    with pytest.raises(KeyboardInterrupt):
+        y.backward()
+    assert all(v.grad_value is None for v in topological_order(y))
+    w.grad = 0.0
+    y.backward()  # and the next call is right
+    t = math.tanh(1.0)
+    assert x.grad == pytest.approx(3 * (1 - t * t) * 2.0 * 2.0)
+    assert w.grad == pytest.approx(3 * ((1 - t * t) * 0.5 * 2.0 + t))
+
+
+def test_backward_in_many_threads_at_once_on_separate_graphs():
+    """The counts live in each graph's own nodes (no global state): threads that each build
+    and differentiate their own graph get the numbers one thread gets."""
+    def run(seed: int, out: list) -> None:
+        for r in range(40):
+            x = Value(0.1 * seed + 0.01 * r)
+            y = x
+            for _ in range(200):
+                y = (y * 0.99 + x).tanh() + y * 0.5
+            y.backward()
+            out.append(x.grad)
+    want: dict = {}
+    for s in range(4):
+        want[s] = []
+        run(s, want[s])
+    got = {s: [] for s in range(4)}
+    threads = [threading.Thread(target=run, args=(s, got[s])) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
+
+
+@pytest.mark.parametrize("x, y", [(1.5, -2.0), (0.0, 3.0), (-0.0, 2.0), (math.inf, 2.0),
+                                  (math.inf, 0.0), (math.nan, 1.0), (1e-300, 1e-300)])
+def test_the_inlined_product_is_the_table_rule(x, y):
+    """_binary writes MUL's rule out for speed: it must give what OPS['mul'] says."""
+    mul = OPS["mul"]
+    v = Value(x) * Value(y)
+    out = mul.f(x, y)
+    assert v.data == out or (out != out and v.data != v.data)
+    assert [repr(d) for d in v._local] == [repr(d) for d in mul.df(x, y, out)]
+    assert v.op is mul and v.grad == 0.0 and v.label == "" and v.grad_value is None
+    with no_grad():
+        assert (Value(x) * Value(y)).is_leaf
+
+
+def test_the_inlined_product_still_refuses_an_overflow():
+    with pytest.raises(OverflowError, match=r"mul\(1e\+200, 1e\+200\) overflows"):
+        Value(1e200) * Value(1e200)

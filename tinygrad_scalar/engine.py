@@ -560,38 +560,18 @@ class Value:
         """
         g0 = _as_float(gradient, "backward(gradient=...)")
         if create_graph:
-            self._backward_with_graph(g0)
-        elif self._a is None:  # a leaf: nothing below it
-            if self.grad is None:
-                self.grad = 0.0
-            self.grad += g0
-            if self._gv is not None:
-                _follow_grads([(self, self.grad - g0)])
-        else:
-            try:
-                held = _count_consumers(self)
-                self.grad = g0
-                _propagate(self)
-            except BaseException:  # an interrupt mid-walk: no count is left in a _gv slot
-                for v in topological_order(self):
-                    if v._a is not None:
-                        v._gv = None
-                raise
-            if held:
-                _follow_grads(list(held.items()))
-
-    def _backward_with_graph(self, g0: float) -> None:
-        """backward(create_graph=True): the float loop over topological_order, then the graph."""
-        topo = topological_order(self)
-        held = []  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
-        for v in topo:
-            if v._a is not None:
-                v.grad = 0.0
-                v._gv = None  # interior nodes: this call's gradient only, as for .grad
-            else:
-                if v.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
+            topo = topological_order(self)
+            held = []  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
+            for v in topo:
+                if v._a is not None:
                     v.grad = 0.0
-                held.append((v, v.grad))
+                    v._gv = None  # interior nodes: this call's gradient only, as for .grad
+                else:
+                    if v.grad is None:  # `x.grad = None` (set_to_none) counts as zero
+                        v.grad = 0.0
+                    held.append((v, v.grad))
+        else:
+            topo, held = _backward_order(self)  # the same order, interior nodes zeroed
         self.grad = g0 if self._a is not None else self.grad + g0
         for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
             a = v._a
@@ -609,7 +589,10 @@ class Value:
             else:
                 a.grad += v._da * g
                 b.grad += v._db * g
-        _backward_graph(self, topo, g0, held)
+        if create_graph:
+            _backward_graph(self, topo, g0, held)
+        elif held:
+            _follow_grads(held)
 
     def backward_step(self) -> None:
         """One step of the backward loop, by hand: pass this node's .grad into its parents once
@@ -760,6 +743,23 @@ def _finish(v: Value, op: Op, xs: tuple, out: float) -> Value:
 def _binary(op: Op, a: Value, b: Value) -> Value:
     """op(a, b) for two Values: a new node (a leaf under no_grad)."""
     x, y = a.data, b.data
+    if op is MUL:  # most nodes of a network: MUL's rule written out, without two calls
+        v = _new(Value)
+        v.data = out = x * y  # floats: never raises
+        if _recording.get():
+            v._a = a
+            v._b = b
+            v._da = y
+            v._db = x
+            v._fn = op
+        else:
+            v._a = v._b = v._da = v._db = v._fn = None
+        v.grad = 0.0
+        v.label = ""
+        v._gv = None
+        if -INF < out < INF:
+            return v
+        return _finish(v, op, (x, y), out)
     if op.check is not None:
         op.check(x, y)
     v = _new(Value)
@@ -941,7 +941,10 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
     """Nodes reachable from root, inputs before the nodes that use them.
 
     An explicit stack instead of recursion, so a million-deep chain works. `stop(node)` true
-    means: include the node but do not walk past it.
+    means: include the node but do not walk past it. The order is a depth-first post-order:
+    a binary node's first input is walked before its second, an n-ary node's inputs from the
+    last to the first; pictures number the nodes by it, and backward() passes gradients in
+    its reverse (so the teaching tools' numbers equal backward()'s bit for bit).
     """
     if not isinstance(root, Value):
         raise TypeError(f"topological_order needs a Value, got {type(root).__name__}: {root!r}")
@@ -957,137 +960,118 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
         if v in seen:
             continue
         mark(v)
-        push(v)
-        push(_POST)
         a = v._a
         if a is None or (stop is not None and stop(v)):
+            emit(v)
             continue
+        # a node whose inputs are all emitted already is emitted at once (no _POST round trip)
         b = v._b
         if b is None:
-            if a not in seen:
+            if a in seen:
+                emit(v)
+            else:
+                push(v)
+                push(_POST)
                 push(a)
         elif b is MANY:
             for p in a:
                 if p not in seen:
+                    break
+            else:
+                emit(v)
+                continue
+            push(v)
+            push(_POST)
+            for p in a:
+                if p not in seen:
                     push(p)
+        elif b in seen:
+            if a in seen:
+                emit(v)
+            else:
+                push(v)
+                push(_POST)
+                push(a)
         else:
-            if b not in seen:
-                push(b)
+            push(v)
+            push(_POST)
+            push(b)
             if a not in seen:
                 push(a)
     return order
 
 
-# backward()'s walk. No ordering work: the first pass counts, for every interior node below the
-# root, how many edges from nodes below the root use it (kept in its _gv slot, which backward
-# clears on interior nodes anyway, so no memory is added); the second pass hands a node's
-# gradient to its parents and a parent goes on once its count falls to zero, when every node
-# that uses it has passed its part (Kahn's order). Leaves are not counted: they only receive.
-
-
-def _count_consumers(root: Value) -> Optional[dict]:
-    """Pass one: zero the interior nodes below root and count the edges into each one; make a
-    leaf's .grad of None a zero. Returns {leaf: grad before} for the leaves holding a
-    grad_value (which must follow .grad), or None."""
+def _backward_order(root: Value) -> tuple[list, Optional[list]]:
+    """backward()'s walk: topological_order(root), the same list in the same order, while
+    getting the nodes ready on the way (one pass fewer): interior nodes get .grad 0 and no
+    grad_value, a leaf's .grad of None becomes 0 (PyTorch's set_to_none counts as zero).
+    Also returns [(leaf, grad before)] for the leaves holding a grad_value, or None."""
+    order: list[Value] = []
+    seen: set = set()
+    stack: list = [root]
+    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
     held = None
-    root._gv = 0
-    stack = [root]
-    push, pop = stack.append, stack.pop
     while stack:
         v = pop()
-        a, b = v._a, v._b
-        if b is MANY:
-            for p in a:
-                if p._a is None:
-                    if p.grad is None or p._gv is not None:
-                        held = _leaf_seen(p, held)
-                    continue
-                c = p._gv
-                if type(c) is int:
-                    p._gv = c + 1
-                else:
-                    p._gv = 1
-                    p.grad = 0.0
-                    push(p)
+        if v is _POST:
+            v = pop()
+            v.grad = 0.0
+            v._gv = None
+            emit(v)
             continue
-        if b is not None:
-            if b._a is None:
-                if b.grad is None or b._gv is not None:
-                    held = _leaf_seen(b, held)
-            else:
-                c = b._gv
-                if type(c) is int:
-                    b._gv = c + 1
-                else:
-                    b._gv = 1
-                    b.grad = 0.0
-                    push(b)
-        if a._a is None:
-            if a.grad is None or a._gv is not None:
-                held = _leaf_seen(a, held)
-        else:
-            c = a._gv
-            if type(c) is int:
-                a._gv = c + 1
-            else:
-                a._gv = 1
-                a.grad = 0.0
-                push(a)
-    return held
-
-
-def _leaf_seen(p: Value, held: Optional[dict]) -> Optional[dict]:
-    if p.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
-        p.grad = 0.0
-    if p._gv is not None:
-        if held is None:
-            held = {}
-        held.setdefault(p, p.grad)
-    return held
-
-
-def _propagate(root: Value) -> None:
-    """Pass two: the generic loop, parent.grad += local * node.grad, each node once every node
-    that uses it is done. An interior node's _gv goes back to None as its count reaches 0."""
-    root._gv = None
-    ready = [root]
-    push, pop = ready.append, ready.pop
-    while ready:
-        v = pop()
-        g = v.grad
-        a, b = v._a, v._b
-        if b is MANY:
-            for p, d in zip(a, v._da):
-                p.grad += d * g
-                if p._a is not None:
-                    c = p._gv - 1
-                    if c:
-                        p._gv = c
-                    else:
-                        p._gv = None
-                        push(p)
+        if v in seen:
             continue
+        mark(v)
+        a = v._a
+        if a is None:
+            if v.grad is None:
+                v.grad = 0.0
+            if v._gv is not None:
+                if held is None:
+                    held = []
+                held.append((v, v.grad))
+            emit(v)
+            continue
+        b = v._b
         if b is None:
-            d = v._da
-            if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
-                a.grad += d * g
-        else:
-            a.grad += v._da * g
-            b.grad += v._db * g
-            if b._a is not None:
-                c = b._gv - 1
-                if c:
-                    b._gv = c
-                else:
-                    b._gv = None
-                    push(b)
-        if a._a is not None:
-            c = a._gv - 1
-            if c:
-                a._gv = c
+            if a in seen:
+                v.grad = 0.0
+                v._gv = None
+                emit(v)
             else:
-                a._gv = None
+                push(v)
+                push(_POST)
                 push(a)
+        elif b is MANY:
+            for p in a:
+                if p not in seen:
+                    break
+            else:
+                v.grad = 0.0
+                v._gv = None
+                emit(v)
+                continue
+            push(v)
+            push(_POST)
+            for p in a:
+                if p not in seen:
+                    push(p)
+        elif b in seen:
+            if a in seen:
+                v.grad = 0.0
+                v._gv = None
+                emit(v)
+            else:
+                push(v)
+                push(_POST)
+                push(a)
+        else:
+            push(v)
+            push(_POST)
+            push(b)
+            if a not in seen:
+                push(a)
+    return order, held
 
 
 def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
