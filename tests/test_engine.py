@@ -686,14 +686,14 @@ def test_constants_made_by_apply_and_sum_get_no_derivative():
     assert [d for _, d in s.edges()] == [1.0, None, 1.0]
 
 
-# --- backward's walk: consumer counts in the nodes, then Kahn's order ------------------------------
-# backward() orders nothing: it counts how many edges use each interior node below the root (in
-# the node's grad_value slot, cleared again as the node is done) and hands a node's gradient on
-# once every node using it has passed its part. These check what that must never change.
+# --- backward's walk -------------------------------------------------------------------------------
+# backward() walks the graph in topological_order's order (so narration and the pictures' numbers
+# equal its own bit for bit) but marks the walked nodes in their grad_value slot instead of a set,
+# zeroing on the way; these check the order, and that no mark is ever left behind.
 
 from hypothesis import strategies as st  # noqa: E402
 
-from tinygrad_scalar.engine import reverse_sweep  # noqa: E402
+from tinygrad_scalar.engine import _backward_order, reverse_sweep  # noqa: E402
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -718,7 +718,7 @@ def test_backward_from_an_interior_node_matches_pytorch(g, data):
     for v in nodes[len(leaves):]:
         if id(v) not in below:
             assert v.grad == 7.0
-        assert v.grad_value is None  # no count is left behind in the slot
+        assert v.grad_value is None  # no mark is left behind in the slot
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -756,7 +756,7 @@ class _Boom:
         raise KeyboardInterrupt
 
 
-def test_an_interrupted_backward_leaves_no_count_behind():
+def test_an_interrupted_backward_leaves_no_mark_behind():
     x, w = Value(0.5), Value(2.0)
     y = Value.sum([(x * w).tanh() * w for _ in range(3)])
     w.grad = _Boom()
@@ -771,7 +771,7 @@ def test_an_interrupted_backward_leaves_no_count_behind():
 
 
 def test_backward_in_many_threads_at_once_on_separate_graphs():
-    """The counts live in each graph's own nodes (no global state): threads that each build
+    """The marks live in each graph's own nodes (no global state): threads that each build
     and differentiate their own graph get the numbers one thread gets."""
     def run(seed: int, out: list) -> None:
         for r in range(40):
@@ -792,6 +792,29 @@ def test_backward_in_many_threads_at_once_on_separate_graphs():
     for t in threads:
         t.join()
     assert got == want
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(outputs=2, steps=(2, 12)))
+def test_backwards_walk_is_topological_order_and_keeps_grad_values(g):
+    """backward's private walk gives topological_order's list, element for element, and
+    hands every leaf its grad_value back."""
+    leaves = [Value(x) for x in g.xs]
+    a, b = g.build(leaves)
+    a.backward(create_graph=True)  # the leaves now hold a grad_value
+    for root in (a, b):
+        kept = {id(v): v.grad_value for v in leaves}
+        want = topological_order(root)
+        got, held = _backward_order(root)
+        assert [id(v) for v in got] == [id(v) for v in want]
+        for v in leaves:
+            assert v.grad_value is kept[id(v)]
+        assert [id(v) for v, _ in held or []] == [id(v) for v in want
+                                                  if v.is_leaf and v.grad_value is not None]
+        b.backward()  # and a plain backward after create_graph keeps grad_value following .grad
+        for v in leaves:
+            gv = v.grad_value
+            assert gv is None or gv.data == pytest.approx(v.grad, rel=1e-12, abs=1e-300)
 
 
 @pytest.mark.parametrize("x, y", [(1.5, -2.0), (0.0, 3.0), (-0.0, 2.0), (math.inf, 2.0),

@@ -573,22 +573,29 @@ class Value:
         else:
             topo, held = _backward_order(self)  # the same order, interior nodes zeroed
         self.grad = g0 if self._a is not None else self.grad + g0
-        for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
-            a = v._a
-            if a is None:
-                continue
-            g = v.grad
-            b = v._b
-            if b is None:
-                d = v._da
-                if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
-                    a.grad += d * g
-            elif b is MANY:
-                for p, d in zip(a, v._da):
-                    p.grad += d * g
-            else:
-                a.grad += v._da * g
-                b.grad += v._db * g
+        try:
+            for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
+                a = v._a
+                if a is None:
+                    continue
+                g = v.grad
+                v._gv = None  # interior nodes: this call's gradient only, as for .grad
+                b = v._b
+                if b is None:
+                    d = v._da
+                    if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                        a.grad += d * g
+                elif b is MANY:
+                    for p, d in zip(a, v._da):
+                        p.grad += d * g
+                else:
+                    a.grad += v._da * g
+                    b.grad += v._db * g
+        except BaseException:  # an interrupt or a .grad that cannot add: no mark is left behind
+            for v in topo:
+                if type(v._gv) is _Mark:
+                    v._gv = None
+            raise
         if create_graph:
             _backward_graph(self, topo, g0, held)
         elif held:
@@ -1001,76 +1008,93 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
     return order
 
 
+class _Mark:
+    """backward()'s "walked" flag in a node's _gv slot while its walk runs (never seen after)."""
+    __slots__ = ()
+
+
 def _backward_order(root: Value) -> tuple[list, Optional[list]]:
     """backward()'s walk: topological_order(root), the same list in the same order, while
-    getting the nodes ready on the way (one pass fewer): interior nodes get .grad 0 and no
-    grad_value, a leaf's .grad of None becomes 0 (PyTorch's set_to_none counts as zero).
+    getting the nodes ready on the way: interior nodes get .grad 0, a leaf's .grad of None
+    becomes 0 (PyTorch's set_to_none counts as zero). Instead of a set, a walked node's _gv
+    slot holds this walk's mark (cheaper than hashing); interior nodes' slots are cleared by
+    backward's loop (their grad_value is this call's: none), leaves get theirs back at the end.
     Also returns [(leaf, grad before)] for the leaves holding a grad_value, or None."""
+    mark = _Mark()
     order: list[Value] = []
-    seen: set = set()
+    leaves: list = []
     stack: list = [root]
-    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
-    held = None
-    while stack:
-        v = pop()
-        if v is _POST:
+    push, pop, emit, keep = stack.append, stack.pop, order.append, leaves.append
+    try:
+        while stack:
             v = pop()
-            v.grad = 0.0
-            v._gv = None
-            emit(v)
-            continue
-        if v in seen:
-            continue
-        mark(v)
-        a = v._a
-        if a is None:
-            if v.grad is None:
+            if v is _POST:
+                v = pop()
                 v.grad = 0.0
-            if v._gv is not None:
+                emit(v)
+                continue
+            if v._gv is mark:
+                continue
+            a = v._a
+            if a is None:
+                if v.grad is None:
+                    v.grad = 0.0
+                keep((v, v._gv))
+                v._gv = mark
+                emit(v)
+                continue
+            v._gv = mark
+            b = v._b
+            if b is None:
+                if a._gv is mark:
+                    v.grad = 0.0
+                    emit(v)
+                else:
+                    push(v)
+                    push(_POST)
+                    push(a)
+            elif b is MANY:
+                for p in a:
+                    if p._gv is not mark:
+                        break
+                else:
+                    v.grad = 0.0
+                    emit(v)
+                    continue
+                push(v)
+                push(_POST)
+                for p in a:
+                    if p._gv is not mark:
+                        push(p)
+            elif b._gv is mark:
+                if a._gv is mark:
+                    v.grad = 0.0
+                    emit(v)
+                else:
+                    push(v)
+                    push(_POST)
+                    push(a)
+            else:
+                push(v)
+                push(_POST)
+                push(b)
+                if a._gv is not mark:
+                    push(a)
+    except BaseException:  # an interrupt: no mark is left behind
+        for v in order:
+            v._gv = None
+        for v in stack:
+            if v is not _POST and v._gv is mark:
+                v._gv = None
+        raise
+    finally:
+        held = None
+        for v, gv in leaves:
+            v._gv = gv
+            if gv is not None:
                 if held is None:
                     held = []
                 held.append((v, v.grad))
-            emit(v)
-            continue
-        b = v._b
-        if b is None:
-            if a in seen:
-                v.grad = 0.0
-                v._gv = None
-                emit(v)
-            else:
-                push(v)
-                push(_POST)
-                push(a)
-        elif b is MANY:
-            for p in a:
-                if p not in seen:
-                    break
-            else:
-                v.grad = 0.0
-                v._gv = None
-                emit(v)
-                continue
-            push(v)
-            push(_POST)
-            for p in a:
-                if p not in seen:
-                    push(p)
-        elif b in seen:
-            if a in seen:
-                v.grad = 0.0
-                v._gv = None
-                emit(v)
-            else:
-                push(v)
-                push(_POST)
-                push(a)
-        else:
-            push(v)
-            push(_POST)
-            push(b)
-            if a not in seen:
-                push(a)
     return order, held
 
 
