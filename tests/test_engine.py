@@ -686,10 +686,10 @@ def test_constants_made_by_apply_and_sum_get_no_derivative():
     assert [d for _, d in s.edges()] == [1.0, None, 1.0]
 
 
-# --- backward's walk -------------------------------------------------------------------------------
-# backward() walks the graph in topological_order's order (so narration and the pictures' numbers
-# equal its own bit for bit) but marks the walked nodes in their grad_value slot instead of a set,
-# zeroing on the way; these check the order, and that no mark is ever left behind.
+# --- backward's walk ----------------------------------------------------------------------------
+# backward() walks the graph in topological_order's order (so narration and the pictures'
+# numbers equal its own bit for bit) but marks the walked nodes in their grad_value slot
+# instead of a set, zeroing on the way; these check the order, and that no mark is left behind.
 
 from hypothesis import strategies as st  # noqa: E402
 
