@@ -852,3 +852,20 @@ def test_the_sum_fast_path_keeps_the_table_rule_and_other_sums_keep_their_locals
     c.backward()
     assert (x.grad, y.grad) == (1.0, 1.0)
     assert [d for _, d in c.edges()] == [1.0, None, 1.0]
+
+
+def test_backwards_walk_is_topological_order_on_networks_and_repeated_inputs():
+    """The walk emits a sum's ready inputs on the spot: the list must still be
+    topological_order's, for a net's neurons and for sums that repeat and nest their inputs."""
+    from tinygrad_scalar.nn import MLP
+    net = MLP(3, [4, 4, 1], seed=3)
+    x = [Value(0.3), Value(-0.2), Value(0.9)]
+    outs = [net([x[0], x[1], x[2] * 2.0]), net([x[2], x[0], x[1]])]
+    p, q = x[0] * x[1], x[1] * x[2]
+    nested = Value.sum([p, q, x[0], p, Value.sum([q, p]).tanh(), -q, x[2] * x[2]])
+    roots = [Value.sum(outs), Value.sum([outs[0], nested, outs[0]]), nested]
+    for root in roots:
+        got, _ = _backward_order(root)
+        assert [id(v) for v in got] == [id(v) for v in topological_order(root)]
+    roots[1].backward()
+    assert all(v.grad_value is None for v in topological_order(roots[1]))

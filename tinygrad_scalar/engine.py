@@ -1059,18 +1059,40 @@ def _backward_order(root: Value) -> tuple[list, Optional[list]]:
                     push(_POST)
                     push(a)
             elif b is MANY:
-                for p in a:
-                    if p._gv is not mark:
-                        break
+                # the inputs from the last to the first, as the stack would give them: one
+                # whose own inputs are all walked (a product of a weight and a walked input)
+                # is emitted here at once; the first that is not goes on the stack, on top of
+                # the inputs before it, as the stack would hold them
+                k = len(a)
+                while k:
+                    k -= 1
+                    p = a[k]
+                    if p._gv is mark:
+                        continue
+                    pa = p._a
+                    if pa is None:
+                        if p.grad is None:
+                            p.grad = 0.0
+                        keep((p, p._gv))
+                        p._gv = mark
+                        emit(p)
+                        continue
+                    pb = p._b
+                    if pb is not MANY and pa._gv is mark and (pb is None or pb._gv is mark):
+                        p._gv = mark
+                        p.grad = 0.0
+                        emit(p)
+                        continue
+                    push(v)
+                    push(_POST)
+                    for q in a[:k]:
+                        if q._gv is not mark:
+                            push(q)
+                    push(p)
+                    break
                 else:
                     v.grad = 0.0
                     emit(v)
-                    continue
-                push(v)
-                push(_POST)
-                for p in a:
-                    if p._gv is not mark:
-                        push(p)
             elif b._gv is mark:
                 if a._gv is mark:
                     v.grad = 0.0
