@@ -1,9 +1,11 @@
 """tinygrad_scalar against micrograd, in one process, interleaved; prints medians and ratios.
 
-    .venv/bin/python benchmarks/bench.py [--repeats 7] [--quick]
+    .venv/bin/python benchmarks/bench.py [--repeats 7] [--quick] [--step-only]
 
 (a) micrograd's demo training step: MLP(2,[16,16,1]) on 100 moons points, SVM hinge loss + 1e-4 L2,
-    forward + backward + SGD update + freeing the graph. micrograd's graph is full of reference
+    forward + backward + SGD update + freeing the graph; next to it the same step on a minimal
+    global-tape engine (benchmarks/tape_floor.py: the floor a graph walk is measured against).
+    micrograd's graph is full of reference
     cycles (each node's backward closure refers to the node), so it is only freed by the cyclic
     garbage collector: each step therefore ends with gc.collect() for both engines.
 (b) a deep chain y = y * c: time per node (build + backward) at 1e4 and 1e6 nodes (long-lived
@@ -26,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tape_floor  # noqa: E402
 from peers import micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar import Value  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
@@ -53,12 +56,14 @@ def bench_demo_step(repeats: int) -> dict:
     theirs = MMLP(2, [16, 16, 1])
     ours = MLP(2, [16, 16, 1], seed=1337)
     opt = SGD(ours.parameters(), lr=0.01)
-    tm, to = [], []
-    for _ in range(repeats):  # interleaved, so both see the same machine load
+    floor = tape_floor.MLP(2, [16, 16, 1], seed=1337)
+    tm, to, tt = [], [], []
+    for _ in range(repeats):  # interleaved, so all see the same machine load
         tm.append(timed(lambda: micrograd_step(MV, theirs, X, y, 0.01)))
         to.append(timed(lambda: ours_step(ours, opt, X, y)))
-    m, o = statistics.median(tm), statistics.median(to)
-    return {"micrograd_s": m, "ours_s": o, "ratio": m / o}
+        tt.append(timed(lambda: tape_floor.step(floor, X, y, 0.01)))
+    m, o, t = statistics.median(tm), statistics.median(to), statistics.median(tt)
+    return {"micrograd_s": m, "ours_s": o, "ratio": m / o, "tape_s": t, "tape_ratio": m / t}
 
 
 # -- (b) a deep chain -------------------------------------------------------------------------
@@ -195,6 +200,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="3 repeats")
+    ap.add_argument("--step-only", action="store_true", help="only (a), the demo step")
     args = ap.parse_args()
     reps = 3 if args.quick else args.repeats
     print(f"Python {sys.version.split()[0]}, medians of {reps} interleaved repeats\n")
@@ -203,6 +209,10 @@ def main() -> None:
           "graph freed")
     print(f"    micrograd {a['micrograd_s'] * 1e3:8.1f} ms   tinygrad_scalar "
           f"{a['ours_s'] * 1e3:7.1f} ms   ratio {a['ratio']:.1f}x faster")
+    print(f"    reference floor, a minimal global-tape engine (benchmarks/tape_floor.py, no graph "
+          f"walk): {a['tape_s'] * 1e3:.1f} ms   ratio {a['tape_ratio']:.1f}x")
+    if args.step_only:
+        return
     b = bench_chain(reps)
     print("(b) deep chain y = y * c, build + backward, time per node")
     print(f"    tinygrad_scalar: {b['ours_per_node_ns_10000']:.0f} ns at 1e4, "

@@ -683,3 +683,188 @@ def test_constants_made_by_apply_and_sum_get_no_derivative():
     assert [d for _, d in v.edges()] == [None, 2.0]
     s = Value.sum([x, 1.0, x])
     assert [d for _, d in s.edges()] == [1.0, None, 1.0]
+
+
+# --- backward's walk ----------------------------------------------------------------------------
+# backward() walks the graph in topological_order's order (so narration and the pictures'
+# numbers equal its own bit for bit) but marks the walked nodes in their grad_value slot
+# instead of a set, zeroing on the way; these check the order, and that no mark is left behind.
+
+from hypothesis import strategies as st  # noqa: E402
+
+from tinygrad_scalar.engine import _backward_order, reverse_sweep  # noqa: E402
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(steps=(2, 12)), st.data())
+def test_backward_from_an_interior_node_matches_pytorch(g, data):
+    torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    leaves = [Value(x) for x in g.xs]
+    nodes = g.nodes(leaves)
+    k = data.draw(st.integers(len(leaves), len(nodes) - 1), label="root")
+    for v in nodes:
+        v.grad = 7.0  # stale numbers from an earlier call: interior nodes above the root keep it
+    for v in leaves:
+        v.grad = 0.0
+    nodes[k].backward()
+    below = {id(v) for v in topological_order(nodes[k])}
+    tl = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in g.xs]
+    tn = g.nodes(tl, torch_lift(torch))
+    tn[k].backward()
+    for v, t in zip(leaves, tl):
+        tg = 0.0 if t.grad is None else t.grad.item()
+        assert v.grad == pytest.approx(tg, rel=1e-10, abs=1e-12)
+    for v in nodes[len(leaves):]:
+        if id(v) not in below:
+            assert v.grad == 7.0
+        assert v.grad_value is None  # no mark is left behind in the slot
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(combine=3, smooth=False, finite_slopes=False))
+def test_backward_equals_the_topological_sweep_on_every_node(g):
+    """The same gradients as reverse_sweep over topological_order (the order pictures show),
+    infinite local derivatives and relu's flat part included, for every interior node."""
+    leaves = [Value(x) for x in g.xs]
+    (root,) = g.build(leaves)
+    order = topological_order(root)
+    want = reverse_sweep(order, {root: 1.0})
+    root.backward()
+    for v in order:
+        if v.is_constant:
+            continue
+        w = want.get(v, 0.0)
+        assert v.grad == pytest.approx(w, rel=1e-12, abs=1e-300, nan_ok=True), v
+
+
+def test_backward_counts_every_parallel_edge_and_shared_node():
+    x = Value(3.0)
+    a = x * x          # two edges to one leaf
+    b = a + a          # two edges to one interior node
+    c = Value.sum([b, a, b, x])
+    c.backward()       # dc/dx = (2 + 1 + 2) * 2x + 1
+    assert x.grad == 5 * 2 * 3.0 + 1
+    assert (a.grad, b.grad) == (5.0, 2.0)
+    assert all(v.grad_value is None for v in topological_order(c))
+
+
+class _Boom:
+    """A .grad that raises as backward adds to it: an interrupt in the middle of the walk."""
+
+    def __add__(self, other):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_backward_leaves_no_mark_behind():
+    x, w = Value(0.5), Value(2.0)
+    y = Value.sum([(x * w).tanh() * w for _ in range(3)])
+    w.grad = _Boom()
+    with pytest.raises(KeyboardInterrupt):
+        y.backward()
+    assert all(v.grad_value is None for v in topological_order(y))
+    w.grad = 0.0
+    y.backward()  # and the next call is right
+    t = math.tanh(1.0)
+    assert x.grad == pytest.approx(3 * (1 - t * t) * 2.0 * 2.0)
+    assert w.grad == pytest.approx(3 * ((1 - t * t) * 0.5 * 2.0 + t))
+
+
+def test_backward_in_many_threads_at_once_on_separate_graphs():
+    """The marks live in each graph's own nodes (no global state): threads that each build
+    and differentiate their own graph get the numbers one thread gets."""
+    def run(seed: int, out: list) -> None:
+        for r in range(40):
+            x = Value(0.1 * seed + 0.01 * r)
+            y = x
+            for _ in range(200):
+                y = (y * 0.99 + x).tanh() + y * 0.5
+            y.backward()
+            out.append(x.grad)
+    want: dict = {}
+    for s in range(4):
+        want[s] = []
+        run(s, want[s])
+    got = {s: [] for s in range(4)}
+    threads = [threading.Thread(target=run, args=(s, got[s])) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(outputs=2, steps=(2, 12)))
+def test_backwards_walk_is_topological_order_and_keeps_grad_values(g):
+    """backward's private walk gives topological_order's list, element for element, and
+    hands every leaf its grad_value back."""
+    leaves = [Value(x) for x in g.xs]
+    a, b = g.build(leaves)
+    a.backward(create_graph=True)  # the leaves now hold a grad_value
+    for root in (a, b):
+        kept = {id(v): v.grad_value for v in leaves}
+        want = topological_order(root)
+        got, held = _backward_order(root)
+        assert [id(v) for v in got] == [id(v) for v in want]
+        for v in leaves:
+            assert v.grad_value is kept[id(v)]
+        assert [id(v) for v, _ in held or []] == [id(v) for v in want
+                                                  if v.is_leaf and v.grad_value is not None]
+        b.backward()  # and a plain backward after create_graph keeps grad_value following .grad
+        for v in leaves:
+            gv = v.grad_value
+            assert gv is None or gv.data == pytest.approx(v.grad, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("x, y", [(1.5, -2.0), (0.0, 3.0), (-0.0, 2.0), (math.inf, 2.0),
+                                  (math.inf, 0.0), (math.nan, 1.0), (1e-300, 1e-300)])
+def test_the_inlined_product_is_the_table_rule(x, y):
+    """_binary writes MUL's rule out for speed: it must give what OPS['mul'] says."""
+    mul = OPS["mul"]
+    v = Value(x) * Value(y)
+    out = mul.f(x, y)
+    assert v.data == out or (out != out and v.data != v.data)
+    assert [repr(d) for d in v._local] == [repr(d) for d in mul.df(x, y, out)]
+    assert v.op is mul and v.grad == 0.0 and v.label == "" and v.grad_value is None
+    with no_grad():
+        assert (Value(x) * Value(y)).is_leaf
+
+
+def test_the_inlined_product_still_refuses_an_overflow():
+    with pytest.raises(OverflowError, match=r"mul\(1e\+200, 1e\+200\) overflows"):
+        Value(1e200) * Value(1e200)
+
+
+def test_the_sum_fast_path_keeps_the_table_rule_and_other_sums_keep_their_locals():
+    from tinygrad_scalar.engine import node
+    xs = [Value(0.5 * i - 1.0) for i in range(5)]
+    s = Value.sum(xs)
+    assert s._local == tuple(OPS["sum"].df(*(x.data for x in xs), s.data))
+    s.backward()
+    assert [x.grad for x in xs] == [1.0] * 5
+    x, y = Value(1.5), Value(-2.0)
+    z = node(OPS["sum"], (x, y, x), (2.0, 3.0, 0.5), 0.0)  # a replay's own locals: used as given
+    z.backward(4.0)
+    assert (x.grad, y.grad) == (4.0 * 2.5, 12.0)
+    c = Value.sum([x, 2.0, y])  # toward a constant nothing is kept: its local is 0, not 1
+    x.grad = y.grad = 0.0
+    c.backward()
+    assert (x.grad, y.grad) == (1.0, 1.0)
+    assert [d for _, d in c.edges()] == [1.0, None, 1.0]
+
+
+def test_backwards_walk_is_topological_order_on_networks_and_repeated_inputs():
+    """The walk emits a sum's ready inputs on the spot: the list must still be
+    topological_order's, for a net's neurons and for sums that repeat and nest their inputs."""
+    from tinygrad_scalar.nn import MLP
+    net = MLP(3, [4, 4, 1], seed=3)
+    x = [Value(0.3), Value(-0.2), Value(0.9)]
+    outs = [net([x[0], x[1], x[2] * 2.0]), net([x[2], x[0], x[1]])]
+    p, q = x[0] * x[1], x[1] * x[2]
+    nested = Value.sum([p, q, x[0], p, Value.sum([q, p]).tanh(), -q, x[2] * x[2]])
+    roots = [Value.sum(outs), Value.sum([outs[0], nested, outs[0]]), nested]
+    for root in roots:
+        got, _ = _backward_order(root)
+        assert [id(v) for v in got] == [id(v) for v in topological_order(root)]
+    roots[1].backward()
+    assert all(v.grad_value is None for v in topological_order(roots[1]))

@@ -872,36 +872,48 @@ class Value:
         node's `grad_value` is also a Value whose graph can be differentiated again.
         """
         g0 = _as_float(gradient, "backward(gradient=...)")
-        topo = topological_order(self)
-        held = None  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
-        for v in topo:
-            if v._a is not None:
-                v.grad = 0.0
-                v._gv = None  # interior nodes: this call's gradient only, as for .grad
-            else:
-                if v.grad is None:  # `x.grad = None` (PyTorch's set_to_none) counts as zero
+        if create_graph:
+            topo = topological_order(self)
+            held = []  # leaves whose grad_value must follow .grad: (leaf, grad before this call)
+            for v in topo:
+                if v._a is not None:
                     v.grad = 0.0
-                if create_graph or v._gv is not None:
-                    if held is None:
-                        held = []
+                    v._gv = None  # interior nodes: this call's gradient only, as for .grad
+                else:
+                    if v.grad is None:  # `x.grad = None` (set_to_none) counts as zero
+                        v.grad = 0.0
                     held.append((v, v.grad))
+        else:
+            topo, held = _backward_order(self)  # the same order, interior nodes zeroed
         self.grad = g0 if self._a is not None else self.grad + g0
-        for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
-            a = v._a
-            if a is None:
-                continue
-            g = v.grad
-            b = v._b
-            if b is None:
-                d = v._da
-                if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
-                    a.grad += d * g
-            elif b is MANY:
-                for p, d in zip(a, v._da):
-                    p.grad += d * g
-            else:
-                a.grad += v._da * g
-                b.grad += v._db * g
+        try:
+            for v in reversed(topo):  # the generic loop: parent.grad += local * node.grad
+                a = v._a
+                if a is None:
+                    continue
+                g = v.grad
+                v._gv = None  # interior nodes: this call's gradient only, as for .grad
+                b = v._b
+                if b is None:
+                    d = v._da
+                    if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                        a.grad += d * g
+                elif b is MANY:
+                    d = v._da
+                    if d is _ONES.get(len(d)):  # a plain sum: every local is 1.0, 1.0 * g is g
+                        for p in a:
+                            p.grad += g
+                    else:
+                        for p, d in zip(a, d):
+                            p.grad += d * g
+                else:
+                    a.grad += v._da * g
+                    b.grad += v._db * g
+        except BaseException:  # an interrupt or a .grad that cannot add: no mark is left behind
+            for v in topo:
+                if type(v._gv) is _Mark:
+                    v._gv = None
+            raise
         if create_graph:
             _backward_graph(self, topo, g0, held)
         elif held:
@@ -1056,6 +1068,23 @@ def _finish(v: Value, op: Op, xs: tuple, out: float) -> Value:
 def _binary(op: Op, a: Value, b: Value) -> Value:
     """op(a, b) for two Values: a new node (a leaf under no_grad)."""
     x, y = a.data, b.data
+    if op is MUL:  # most nodes of a network: MUL's rule written out, without two calls
+        v = _new(Value)
+        v.data = out = x * y  # floats: never raises
+        if _recording.get():
+            v._a = a
+            v._b = b
+            v._da = y
+            v._db = x
+            v._fn = op
+        else:
+            v._a = v._b = v._da = v._db = v._fn = None
+        v.grad = 0.0
+        v.label = ""
+        v._gv = None
+        if -INF < out < INF:
+            return v
+        return _finish(v, op, (x, y), out)
     if op.check is not None:
         op.check(x, y)
     v = _new(Value)
@@ -1169,8 +1198,8 @@ def _sum_of_values(args: tuple) -> Optional[Value]:
     v = _new(Value)
     try:
         v.data = out = op.f(*xs)
-        if _recording.get():
-            v._a, v._b, v._da, v._fn = args, MANY, tuple(op.df(*xs, out)), op
+        if _recording.get():  # SUM's local derivatives, 1.0 along every edge, without a call
+            v._a, v._b, v._da, v._fn = args, MANY, _ones(len(xs)), op
         else:
             v._a = v._b = v._da = v._fn = None
     except (ArithmeticError, ValueError) as e:
@@ -1237,7 +1266,10 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
     """Nodes reachable from root, inputs before the nodes that use them.
 
     An explicit stack instead of recursion, so a million-deep chain works. `stop(node)` true
-    means: include the node but do not walk past it.
+    means: include the node but do not walk past it. The order is a depth-first post-order:
+    a binary node's first input is walked before its second, an n-ary node's inputs from the
+    last to the first; pictures number the nodes by it, and backward() passes gradients in
+    its reverse (so the teaching tools' numbers equal backward()'s bit for bit).
     """
     if not isinstance(root, Value):
         raise TypeError(f"topological_order needs a Value, got {type(root).__name__}: {root!r}")
@@ -1253,25 +1285,157 @@ def topological_order(root: Value, stop: Optional[Callable[[Value], bool]] = Non
         if v in seen:
             continue
         mark(v)
-        push(v)
-        push(_POST)
         a = v._a
         if a is None or (stop is not None and stop(v)):
+            emit(v)
             continue
+        # a node whose inputs are all emitted already is emitted at once (no _POST round trip)
         b = v._b
         if b is None:
-            if a not in seen:
+            if a in seen:
+                emit(v)
+            else:
+                push(v)
+                push(_POST)
                 push(a)
         elif b is MANY:
             for p in a:
                 if p not in seen:
+                    break
+            else:
+                emit(v)
+                continue
+            push(v)
+            push(_POST)
+            for p in a:
+                if p not in seen:
                     push(p)
+        elif b in seen:
+            if a in seen:
+                emit(v)
+            else:
+                push(v)
+                push(_POST)
+                push(a)
         else:
-            if b not in seen:
-                push(b)
+            push(v)
+            push(_POST)
+            push(b)
             if a not in seen:
                 push(a)
     return order
+
+
+class _Mark:
+    """backward()'s "walked" flag in a node's _gv slot while its walk runs (never seen after)."""
+    __slots__ = ()
+
+
+def _backward_order(root: Value) -> tuple[list, Optional[list]]:
+    """backward()'s walk: topological_order(root), the same list in the same order, while
+    getting the nodes ready on the way: interior nodes get .grad 0, a leaf's .grad of None
+    becomes 0 (PyTorch's set_to_none counts as zero). Instead of a set, a walked node's _gv
+    slot holds this walk's mark (cheaper than hashing); interior nodes' slots are cleared by
+    backward's loop (their grad_value is this call's: none), leaves get theirs back at the end.
+    Also returns [(leaf, grad before)] for the leaves holding a grad_value, or None."""
+    mark = _Mark()
+    order: list[Value] = []
+    leaves: list = []
+    stack: list = [root]
+    push, pop, emit, keep = stack.append, stack.pop, order.append, leaves.append
+    try:
+        while stack:
+            v = pop()
+            if v is _POST:
+                v = pop()
+                v.grad = 0.0
+                emit(v)
+                continue
+            if v._gv is mark:
+                continue
+            a = v._a
+            if a is None:
+                if v.grad is None:
+                    v.grad = 0.0
+                keep((v, v._gv))
+                v._gv = mark
+                emit(v)
+                continue
+            v._gv = mark
+            b = v._b
+            if b is None:
+                if a._gv is mark:
+                    v.grad = 0.0
+                    emit(v)
+                else:
+                    push(v)
+                    push(_POST)
+                    push(a)
+            elif b is MANY:
+                # the inputs from the last to the first, as the stack would give them: one
+                # whose own inputs are all walked (a product of a weight and a walked input)
+                # is emitted here at once; the first that is not goes on the stack, on top of
+                # the inputs before it, as the stack would hold them
+                k = len(a)
+                while k:
+                    k -= 1
+                    p = a[k]
+                    if p._gv is mark:
+                        continue
+                    pa = p._a
+                    if pa is None:
+                        if p.grad is None:
+                            p.grad = 0.0
+                        keep((p, p._gv))
+                        p._gv = mark
+                        emit(p)
+                        continue
+                    pb = p._b
+                    if pb is not MANY and pa._gv is mark and (pb is None or pb._gv is mark):
+                        p._gv = mark
+                        p.grad = 0.0
+                        emit(p)
+                        continue
+                    push(v)
+                    push(_POST)
+                    for q in a[:k]:
+                        if q._gv is not mark:
+                            push(q)
+                    push(p)
+                    break
+                else:
+                    v.grad = 0.0
+                    emit(v)
+            elif b._gv is mark:
+                if a._gv is mark:
+                    v.grad = 0.0
+                    emit(v)
+                else:
+                    push(v)
+                    push(_POST)
+                    push(a)
+            else:
+                push(v)
+                push(_POST)
+                push(b)
+                if a._gv is not mark:
+                    push(a)
+    except BaseException:  # an interrupt: no mark is left behind
+        for v in order:
+            v._gv = None
+        for v in stack:
+            if v is not _POST and v._gv is mark:
+                v._gv = None
+        raise
+    finally:
+        held = None
+        for v, gv in leaves:
+            v._gv = gv
+            if gv is not None:
+                if held is None:
+                    held = []
+                held.append((v, v.grad))
+    return order, held
 
 
 def _backward_graph(root: Value, topo: list, g0: float, held: list) -> None:
