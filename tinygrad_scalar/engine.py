@@ -1511,8 +1511,9 @@ def _mul(d, g):
     return d * g
 
 
-def _total(terms: list):
-    """The sum of gradient terms (one node for many, so gradient graphs stay shallow)."""
+def total(terms: list):
+    """The sum of gradient terms, floats or Values (one Σ node for many, so gradient graphs stay
+    shallow): how the sweeps, and transforms seeding them, add contributions."""
     if len(terms) == 1:
         return terms[0]
     if any(isinstance(t, Value) for t in terms):
@@ -1573,7 +1574,7 @@ def _reverse_values(order: list, seeds: dict, stop: Optional[set],
         terms = pending.pop(v, None)
         if terms is None:
             continue
-        g = grads[v] = _total(terms)
+        g = grads[v] = total(terms)
         if v._a is None or (stop is not None and v in stop):
             continue
         mask = v._fn is RELU
@@ -1608,7 +1609,7 @@ def forward_sweep(order: list, tangents: dict, *, graph: bool = False) -> dict:
                     loc = local_rules(v)
                 terms.append(_mul(loc[k], t))
             if terms:
-                tan[v] = _total(terms)
+                tan[v] = total(terms)
             continue
         b = v._b
         if b is None:

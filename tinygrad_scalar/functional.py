@@ -214,18 +214,11 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Value], graph: bool = False) -
     for r, ct in seeds:
         if isinstance(r, Value) and (dep is None or r in dep):
             cts.setdefault(r, []).append(ct)
-    first = {r: (c[0] if len(c) == 1 else _sum_terms(c)) for r, c in cts.items()}
+    first = {r: engine.total(c) for r, c in cts.items()}
     grads = engine.reverse_sweep(order, first, stop=stop, graph=graph, within=dep)
     return [grads.get(w, 0.0) for w in wrt]
 
 
-def _sum_terms(terms: list):
-    if any(isinstance(t, Value) for t in terms):
-        return Value.sum(terms)
-    s = 0.0
-    for t in terms:
-        s += t
-    return s
 
 
 def forward(outputs: Sequence, inputs: Sequence[Value], tangents: Sequence,
