@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import micrograd_step, need_micrograd, timed  # noqa: E402
+from peers import NumpyByHand, micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
 from tinygrad_scalar.nn import MLP  # noqa: E402
 from tinygrad_scalar.optim import SGD  # noqa: E402
@@ -51,47 +51,6 @@ from tinygrad_scalar.static_train import CompiledStep  # noqa: E402
 from tinygrad_scalar.train import TrainStep  # noqa: E402
 
 LR, ALPHA = 0.01, 1e-4
-
-
-class ByHand:
-    """An MLP's training step written directly with matrices (relu hidden layers, linear
-    output), loss 'hinge' (labels ±1, one output) or 'cross_entropy' (class indices)."""
-
-    def __init__(self, model: MLP, loss: str):
-        self.layers = [(np.array([[p.data for p in n.w] for n in layer.neurons]),
-                        np.array([n.b.data for n in layer.neurons])) for layer in model.layers]
-        self.loss = loss
-
-    def __call__(self, X, y):
-        acts, h = [X], X
-        last = len(self.layers) - 1
-        for i, (W, b) in enumerate(self.layers):
-            z = h @ W.T + b
-            h = np.maximum(z, 0.0) if i < last else z
-            acts.append(h)
-        B = len(y)
-        if self.loss == "hinge":
-            margin = 1.0 - y * h[:, 0]
-            data = np.maximum(margin, 0.0).mean()
-            g = np.where(margin > 0.0, -y, 0.0)[:, None] / B
-        else:
-            m = h.max(axis=1, keepdims=True)
-            e = np.exp(h - m)
-            s = e.sum(axis=1, keepdims=True)
-            rows = np.arange(B)
-            data = (np.log(s[:, 0]) + m[:, 0] - h[rows, y]).mean()
-            g = e / s
-            g[rows, y] -= 1.0
-            g /= B
-        loss = data + ALPHA * sum((W * W).sum() + (b * b).sum() for W, b in self.layers)
-        for i in range(last, -1, -1):
-            W, b = self.layers[i]
-            gW, gb = g.T @ acts[i] + 2 * ALPHA * W, g.sum(0) + 2 * ALPHA * b
-            if i:
-                g = (g @ W) * (acts[i] > 0.0)
-            W -= LR * gW
-            b -= LR * gb
-        return loss
 
 
 def loop_time(fn, steps: int) -> float:
@@ -138,7 +97,7 @@ def bench_moons(repeats: int) -> dict:
         Xa, ya = np.array(X), np.array(y)
         fused = compiled(MLP(2, [16, 16, 1], seed=1337), "hinge", True)
         plain = compiled(MLP(2, [16, 16, 1], seed=1337), "hinge", False)
-        hand = ByHand(MLP(2, [16, 16, 1], seed=1337), "hinge")
+        hand = NumpyByHand(MLP(2, [16, 16, 1], seed=1337), "hinge")
         runs = {"compiled fused": (lambda: fused(Xa, ya), False),
                 "compiled unfused": (lambda: plain(Xa, ya), False),
                 "NumPy by hand": (lambda: hand(Xa, ya), False)}
@@ -166,7 +125,7 @@ def bench_digits(repeats: int) -> dict:
     X, y = digits_like(256)
     fused = compiled(MLP(64, [64, 32, 10], seed=7), "cross_entropy", True)
     plain = compiled(MLP(64, [64, 32, 10], seed=7), "cross_entropy", False)
-    hand = ByHand(MLP(64, [64, 32, 10], seed=7), "cross_entropy")
+    hand = NumpyByHand(MLP(64, [64, 32, 10], seed=7), "cross_entropy")
     runs = {"compiled fused": (lambda: fused(X, y), False),
             "compiled unfused": (lambda: plain(X, y), False),
             "NumPy by hand": (lambda: hand(X, y), False)}

@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import micrograd_step, need_micrograd, timed  # noqa: E402
+from peers import NumpyByHand, micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
 from tinygrad_scalar.nn import MLP  # noqa: E402
 from tinygrad_scalar.optim import SGD  # noqa: E402
@@ -46,33 +46,6 @@ from tinygrad_scalar.static_train import CompiledStep  # noqa: E402
 from tinygrad_scalar.train import TrainStep  # noqa: E402
 
 LR, ALPHA = 0.01, 1e-4
-
-
-class NumpyByHand:
-    """The same step written directly with matrices: the ceiling for NumPy on this problem."""
-
-    def __init__(self, model: MLP):
-        self.layers = [(np.array([[p.data for p in n.w] for n in layer.neurons]),
-                        np.array([n.b.data for n in layer.neurons])) for layer in model.layers]
-
-    def __call__(self, X, y):
-        acts, h = [X], X
-        for i, (W, b) in enumerate(self.layers):
-            z = h @ W.T + b
-            h = np.maximum(z, 0.0) if i < len(self.layers) - 1 else z
-            acts.append(h)
-        margin = 1.0 - y * h[:, 0]
-        loss = np.maximum(margin, 0.0).mean() + ALPHA * sum((W * W).sum() + (b * b).sum()
-                                                            for W, b in self.layers)
-        g = np.where(margin > 0.0, -y, 0.0)[:, None] / len(y)
-        for i in range(len(self.layers) - 1, -1, -1):
-            W, b = self.layers[i]
-            gW, gb = g.T @ acts[i] + 2 * ALPHA * W, g.sum(0) + 2 * ALPHA * b
-            if i:
-                g = (g @ W) * (acts[i] > 0.0)
-            W -= LR * gW
-            b -= LR * gb
-        return loss
 
 
 def demo_setup():
