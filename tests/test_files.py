@@ -117,6 +117,28 @@ def test_a_link_to_an_open_descriptor_writes_the_file_in_place(tmp_path):
         assert in_place and os.path.samefile(final, out)
 
 
+@posix_only
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_stdout_as_a_pipe_and_as_a_redirected_file_gets_every_byte_in_order(tmp_path):
+    # /dev/stdout -> /proc/self/fd/1 -> pipe:[N]: there is no file to replace or reopen; the
+    # bytes go through descriptor 1, after what the process already printed (a link of our own
+    # stands in for /dev/stdout, so a broken writer can damage only tmp_path)
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    code = ("import sys; from tinygrad_scalar.files import write_atomic; "
+            "print('printed first'); write_atomic(sys.argv[1], '<svg/>\\n'); print('then this')")
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    piped = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True,
+                           env=env)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == b"printed first\n<svg/>\nthen this\n"
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as f:  # a shell's `> out.txt`: nothing written earlier is overwritten
+        subprocess.run([sys.executable, "-c", code, str(link)], stdout=f, check=True, env=env)
+    assert out.read_bytes() == b"printed first\n<svg/>\nthen this\n"
+    assert sorted(os.listdir(tmp_path)) == ["out.txt", "stdout"]
+
+
 def _package_root():
     import tinygrad_scalar
     return os.path.dirname(os.path.dirname(tinygrad_scalar.__file__))

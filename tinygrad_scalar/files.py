@@ -24,7 +24,9 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import re
 import stat
+import sys
 from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -47,17 +49,46 @@ def _fail(exc: OSError, path: str) -> OSError:
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
 
 
+# /dev/fd/N, /proc/self/fd/N, /proc/<our pid>/fd/N: one of this process's open descriptors
+_OWN_DESCRIPTOR = re.compile(
+    r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))(?:/task/\d+)?/fd)/(\d+)$")
+
+
 def _resolve(path: str) -> tuple[str, bool]:
     """Follow the chain of symlinks at `path`: (the final name, whether a link on the way named
-    an open descriptor (/dev/stdout -> /proc/self/fd/1), which must be written in place)."""
+    an open descriptor (/dev/stdout -> /proc/self/fd/1), which must be written in place). The
+    walk stops at a descriptor of this process: what it points to (a pipe, a terminal, a file
+    the shell opened) is written through the descriptor itself."""
     p, through_descriptor = path, False
     for _ in range(_MAX_LINKS):
+        m = _OWN_DESCRIPTOR.match(os.path.abspath(p))
+        if m and (m.group(1) is None or int(m.group(1)) == os.getpid()):
+            return p, True
         if not os.path.islink(p):
             return p, through_descriptor
-        if os.path.abspath(p).startswith(_DESCRIPTOR_LINKS):  # /dev/fd/1, /proc/self/fd/1
+        if os.path.abspath(p).startswith(_DESCRIPTOR_LINKS):  # another process's descriptor
             through_descriptor = True
         p = os.path.join(os.path.dirname(p), os.readlink(p))
     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+
+
+def _write_descriptor(number: int, data: bytes, shown: str) -> None:
+    """Write to one of this process's open descriptors where it stands (a pipe, a terminal, or
+    the file a shell redirected it to, after what was already written there): never reopened,
+    truncated or replaced. Python's own buffered stdout and stderr are flushed first, so their
+    text and these bytes arrive in the order they were written."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.fileno() == number:
+                stream.flush()
+        except (AttributeError, OSError, ValueError):  # no real descriptor (captured, closed)
+            pass
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(number, view):]
+    except OSError as e:
+        raise _fail(e, shown) from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -174,6 +205,10 @@ def write_atomic(path: PathLike, data: Union[bytes, str]) -> None:
         raise _fail(e, shown) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", shown)
+    own = _OWN_DESCRIPTOR.match(os.path.abspath(final))
+    if own and (own.group(1) is None or int(own.group(1)) == os.getpid()):
+        _write_descriptor(int(own.group(2)), data, shown)
+        return
     if st is not None and (through_descriptor or not stat.S_ISREG(st.st_mode)):
         _write_in_place(final, data, shown)
         return
