@@ -479,3 +479,15 @@ def test_confusion_matrix_counts_and_pictures(tmp_path):
         plot_digits([[0.0] * 5], [0])
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         plot_digits(imgs, [0, 1])
+
+
+def test_an_optimizer_in_the_loss_place_is_named_as_such():
+    # fit(model, X, y, opt) puts the optimizer where the loss goes: say so, not "needs an
+    # optimizer", and leave the model as it was
+    model = MLP(2, [3, 1], seed=0)
+    before = model.state_dict()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"fourth argument is the loss.*got the optimizer SGD.*"
+                                        r"optimizer=opt"):
+        fit(model, [[0.0, 1.0], [1.0, 0.0]], [1, -1], opt, quiet=True)
+    assert model.state_dict() == before

@@ -276,6 +276,11 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
     elif isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if isinstance(loss, Optimizer):  # fit(model, X, y, opt)
+        raise TypeError(f"fit's fourth argument is the loss ('hinge', 'mse', 'bce', "
+                        f"'cross_entropy' or a callable), got the optimizer "
+                        f"{type(loss).__name__}: pass it by name, fit(model, X, y, "
+                        f"optimizer=opt), or after the loss, fit(model, X, y, 'hinge', opt)")
     if step_fn is None:
         if optimizer is None:
             raise TypeError("fit needs an optimizer (e.g. optim.SGD(model.parameters(), lr=0.1)) "
