@@ -202,3 +202,12 @@ def test_to_torch_matches_the_replay_on_mixed_graphs(seed):
     for a, b in zip(t, outs):
         np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-12)
     np.testing.assert_allclose(tp.params.grad.numpy(), g.params, rtol=1e-10, atol=1e-12)
+
+
+def test_an_unordered_input_slot_is_refused_with_the_shared_check():
+    # a set of Values has no order to feed its columns in: refused, as models refuse sets
+    from tinygrad_scalar.static import Program
+    x, y = Value(1.0), Value(2.0)
+    with pytest.raises(TypeError, match=r"inputs\[0\] needs a Value or a sequence of Values, "
+                                        r"got set"):
+        Program.from_graph(x * y, [{x, y}])

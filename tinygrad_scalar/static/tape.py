@@ -12,7 +12,7 @@ import numbers
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple, Optional, Sequence
 
-from .. import engine
+from .. import checks, engine
 from ..engine import Op, Value, topological_order
 
 __all__ = ["TraceError", "Instr", "Tape", "describe", "joined", "engine_order",
@@ -49,18 +49,9 @@ def describe(v: Value) -> str:
 
 def _leaves(x, what: str) -> list:
     """An input slot: a Value, or a sequence of Values (fed as one array, last axis)."""
-    if isinstance(x, Value):
-        return [x]
-    try:
-        items = list(x)
-    except TypeError:
-        raise TypeError(f"{what} must be a Value or a sequence of Values, got "
-                        f"{type(x).__name__}: {x!r}") from None
+    items = checks.values(x, what, allow_empty=True)
     if not items:
         raise TraceError(f"{what} is an empty sequence: an input slot needs at least one Value")
-    for i, v in enumerate(items):
-        if not isinstance(v, Value):
-            raise TypeError(f"{what}[{i}] must be a Value, got {type(v).__name__}: {v!r}")
     return items
 
 
