@@ -82,3 +82,49 @@ class NumpyByHand:
             W -= self.lr * gW
             b -= self.lr * gb
         return loss
+
+
+def jax_peer(model, loss: str, X, y, lr: float = 0.01, alpha: float = 1e-4):
+    """One training step of the same network in JAX: the per-example loss vmapped over the batch,
+    value_and_grad and the SGD update under one jax.jit, in float64; returns a function that
+    runs one step (compiled by a first call here, so compile time is excluded), or None when
+    jax is not installed (`pip install jax jaxlib`)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    layers = [(jnp.asarray(W), jnp.asarray(b)) for W, b in NumpyByHand(model, loss).layers]
+    last = len(layers) - 1
+
+    def example(ps, x, t):
+        h = x
+        for i, (W, b) in enumerate(ps):
+            z = W @ h + b
+            h = jnp.maximum(z, 0.0) if i < last else z
+        if loss == "hinge":
+            return jnp.maximum(1.0 - t * h[0], 0.0)
+        m = jnp.max(h)
+        return m + jnp.log(jnp.sum(jnp.exp(h - m))) - h[t]
+
+    def total(ps, Xb, Tb):
+        data = jnp.mean(jax.vmap(example, in_axes=(None, 0, 0))(ps, Xb, Tb))
+        return data + alpha * sum(jnp.sum(W * W) + jnp.sum(b * b) for W, b in ps)
+
+    @jax.jit
+    def step(ps, Xb, Tb):
+        value, g = jax.value_and_grad(total)(ps, Xb, Tb)
+        return value, [(W - lr * gW, b - lr * gb) for (W, b), (gW, gb) in zip(ps, g)]
+
+    Xj = jnp.asarray(np.asarray(X, dtype=float))
+    Tj = jnp.asarray(np.asarray(y, dtype=float) if loss == "hinge" else np.asarray(y, dtype=int))
+    state = [layers]
+
+    def run():
+        value, state[0] = step(state[0], Xj, Tj)
+        value.block_until_ready()
+        return value
+
+    run()
+    return run

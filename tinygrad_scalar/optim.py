@@ -10,6 +10,8 @@ import math
 import numbers
 from typing import Callable, Iterable, Union
 
+import numpy as np
+
 from .checks import hyperparameter
 from .engine import Value
 
@@ -51,6 +53,27 @@ def _finite(new: list, params: list, what: str = "") -> None:
         if not math.isfinite(x):
             raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) "
                                      f"{x!r}; it changed nothing: lower the learning rate")
+
+
+def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
+    """The array forms of the checks above: refuse a non-finite gradient or update, naming the
+    first parameter it concerns, before anything is applied."""
+    if np.isfinite(arr.sum()):
+        return
+    i = int(np.flatnonzero(~np.isfinite(arr))[0])
+    x = float(arr[i])
+    if what == ".grad":
+        raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {x!r}; the step "
+                                 "changed nothing (a non-finite gradient would make the "
+                                 "parameter inf or nan: lower the learning rate or check the "
+                                 "loss)")
+    raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) {x!r}; it "
+                             "changed nothing: lower the learning rate")
+
+
+def _as_list(state):
+    """Optimizer state kept as an array by step_array, back as floats for step()."""
+    return state.tolist() if isinstance(state, np.ndarray) else state
 
 
 class Optimizer:
@@ -100,6 +123,15 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """The same update on arrays: P (the parameters' values, in self.params order) and G
+        (their gradients) in, the new values out; the Values themselves are not touched (a
+        compiled training loop keeps its parameters in an array between steps and writes
+        them into the Values when user code can look). Each element goes through the same
+        IEEE operations as step(), so the numbers are step()'s; a step that raises changes
+        nothing. Optimizers without an array form raise NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} has no array form of its step")
+
     def __repr__(self) -> str:
         lr = getattr(self.lr, "__name__", "schedule") if callable(self.lr) else self.lr
         return f"{type(self).__name__}({len(self.params)} parameters, lr={lr}, steps={self.steps})"
@@ -129,7 +161,8 @@ class SGD(Optimizer):
             gs = [g + wd * p.data for g, p in zip(gs, ps)]
         buf = None
         if mu:
-            buf = gs if self._buf is None else [mu * b + g for b, g in zip(self._buf, gs)]
+            buf = gs if self._buf is None else [mu * b + g for b, g in
+                                                zip(_as_list(self._buf), gs)]
             _finite(buf, ps, "'s momentum buffer")
             gs = buf
         new = [p.data - lr * g for p, g in zip(ps, gs)]
@@ -139,6 +172,23 @@ class SGD(Optimizer):
         if mu:
             self._buf = buf
         self.steps += 1
+
+    def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
+        lr, mu, wd = self.current_lr(), self.momentum, self.weight_decay
+        ps = self.params
+        _finite_array(G, ps, ".grad")
+        g = G + wd * P if wd else G
+        buf = None
+        if mu:
+            buf = g.copy() if self._buf is None else mu * np.asarray(self._buf, dtype=float) + g
+            _finite_array(buf, ps, "'s momentum buffer")
+            g = buf
+        new = P - lr * g
+        _finite_array(new, ps, "")
+        if mu:
+            self._buf = buf
+        self.steps += 1
+        return new
 
 
 class Adam(Optimizer):
@@ -174,8 +224,8 @@ class Adam(Optimizer):
             gs = [g + wd * p.data for g, p in zip(gs, ps)]
         t = self.steps + 1
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(self._m, gs)]
-        v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(self._v, gs)]
+        m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(_as_list(self._m), gs)]
+        v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(_as_list(self._v), gs)]
         _finite(v, ps, "'s second moment")  # g*g can overflow where g did not
         sqrt = math.sqrt
         try:
@@ -188,3 +238,25 @@ class Adam(Optimizer):
             p.data = x
         self._m, self._v = m, v
         self.steps += 1
+
+    def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
+        lr = self.current_lr()
+        b1, b2 = self.betas
+        eps, wd = self.eps, self.weight_decay
+        ps = self.params
+        _finite_array(G, ps, ".grad")
+        g = G + wd * P if wd else G
+        t = self.steps + 1
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        m = b1 * np.asarray(self._m, dtype=float) + (1.0 - b1) * g
+        v = b2 * np.asarray(self._v, dtype=float) + (1.0 - b2) * g * g
+        _finite_array(v, ps, "'s second moment")
+        den = np.sqrt(v / c2) + eps
+        if not den.all():
+            raise FloatingPointError("Adam with eps=0 divided by a zero second moment; the step "
+                                     "changed nothing: use eps > 0 (default 1e-8)")
+        new = P - lr * (m / c1) / den
+        _finite_array(new, ps, "")
+        self._m, self._v = m, v
+        self.steps += 1
+        return new

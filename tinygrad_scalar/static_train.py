@@ -17,6 +17,7 @@ gradient (the shift's own gradient cancels exactly in log-sum-exp).
 from __future__ import annotations
 
 import numbers
+from contextlib import contextmanager
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -66,13 +67,17 @@ def static_bce(outputs: list, targets: list) -> Value:
 
 def static_cross_entropy(outputs: list, targets: list) -> Value:
     """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t: the shift m = max(z) is computed in the
-    graph (m = a + relu(b - a), pairwise), so every exp argument is <= 0 for every example."""
+    graph (max(a, b) = a + relu(b - a)), so every exp argument is <= 0 for every example. The
+    maxima pair up as a tournament, ceil(log2 k) rounds deep rather than a chain of k - 1: the
+    replay runs one vectorised group per round and operation, whatever k."""
     if len(targets) != len(outputs):
         raise TraceError(f"cross_entropy: {len(outputs)} logits but {len(targets)} one-hot "
                          "target entries")
-    m = outputs[0]
-    for z in outputs[1:]:
-        m = m + (z - m).relu()
+    round_ = list(outputs)
+    while len(round_) > 1:
+        pairs = [a + (b - a).relu() for a, b in zip(round_[0::2], round_[1::2])]
+        round_ = pairs + round_[len(pairs) * 2:]
+    m = round_[0]
     lse = m + _vsum([(z - m).exp() for z in outputs]).log()
     return lse - _vsum([t * z for t, z in zip(targets, outputs)])
 
@@ -136,21 +141,17 @@ _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
             static_cross_entropy: (_targets_onehot, _acc_argmax)}
 
 
-def _sgd_on_arrays(opt, P: np.ndarray, grads: np.ndarray, params: list) -> bool:
-    """Plain SGD (no momentum) as one array update: P - lr * (g [+ wd * P]) is the same IEEE
-    arithmetic per element as SGD.step's `p.data -= lr * ...`, so the same numbers, then one
-    loop writes .grad and .data into every Value (instead of zero_grad, the .grad loop and
-    step's loop: three passes over the Values). False: not plain SGD, nothing done."""
-    from .optim import SGD
-    if type(opt) is not SGD or opt.momentum != 0.0 or opt.params is not params:
-        return False
-    lr, wd = opt.current_lr(), opt.weight_decay
-    new = P - lr * (grads + wd * P if wd else grads)
-    for p, g, d in zip(params, grads.tolist(), new.tolist()):
-        p.grad = g
-        p.data = d
-    opt.steps += 1
-    return True
+def _owner(cls: type, name: str) -> type:
+    return next(c for c in cls.__mro__ if name in c.__dict__)
+
+
+def _has_array_step(opt) -> bool:
+    """Does opt's own step() come with the array form (a subclass that overrides step() but not
+    step_array must run its own step)?"""
+    from .optim import Optimizer
+    cls = type(opt)
+    owner = _owner(cls, "step_array")
+    return owner is not Optimizer and owner is _owner(cls, "step")
 
 
 class CompiledStep:
@@ -201,6 +202,10 @@ class CompiledStep:
         self._accuracy = accuracy if accuracy is not None else acc
         self._user_accuracy = accuracy is not None
         self._verify = verify
+        self._array_step = _has_array_step(optimizer)
+        self._keeping = 0  # depth of keep_arrays blocks
+        self._held: Optional[np.ndarray] = None  # in a block: params then frozen, as an array
+        self._held_grad: Optional[np.ndarray] = None
         self.program = self._trace(int(nin), n_targets, exact, fuse)
 
     def _trace(self, nin: int, n_targets: int, exact: bool, fuse: bool = True) -> Program:
@@ -234,6 +239,35 @@ class CompiledStep:
             return self._prepare_targets(y.reshape(-1), self.nout)
         return y
 
+    @contextmanager
+    def keep_arrays(self):
+        """A block of steps in which the parameters stay in an array between steps: each step
+        reads them from the last step's array instead of the Values and updates the array
+        (the optimizer's step_array: the same numbers as its step()), so a step costs no pass
+        over the Values. The Values get their trained numbers and the last step's .grad when
+        the block ends, also through an exception, and at every sync(); until then they hold
+        what they held before the block. `fit(compiled=True)` steps inside this block and
+        syncs before each callback, so no user code sees a stale Value. Optimizers without an
+        array form (a subclass with its own step()) step the Values as outside the block."""
+        self._keeping += 1
+        try:
+            yield self
+        finally:
+            self._keeping -= 1
+            if not self._keeping:
+                self.sync()
+
+    def sync(self) -> None:
+        """Write the array of a keep_arrays block into the Values (data and .grad); the next
+        step reads the Values again (so changes made to them in between count)."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        n = len(self.params)
+        for p, d, g in zip(self.params, held[:n].tolist(), self._held_grad.tolist()):
+            p.data = d
+            p.grad = g
+
     def __call__(self, X: Sequence, y: Sequence) -> tuple:
         prog = self.program
         X = np.asarray(X, dtype=float)
@@ -242,24 +276,46 @@ class CompiledStep:
             raise ValueError(f"CompiledStep needs X of shape (batch, {prog.input_sizes[0]}) and "
                              f"one target per row, got X {X.shape} and {len(T)} targets")
         if self._verify:
+            self.sync()
             prog.verify(X, T, samples=2)
             self._verify = False
-        losses, scores = prog(X, T)
+        n = len(self.params)
+        state = self._held
+        if state is None:
+            losses, scores = prog(X, T)
+            state = prog.last_state()  # the parameter values this run read, then the frozen
+        else:
+            losses, scores = prog.forward_with(state, X, T)
+        P = state[:n]
         B = len(losses)
-        # the loss value exactly as the engine's TrainStep computes it
-        total = SUM.f(*losses.tolist())
-        if B > 1:
-            total = total * (1.0 / B)
-        P = prog.last_state()[:len(self.params)]  # the parameter values this run read
-        if self.alpha:
-            sq = (P * P).tolist()
-            total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
+        if prog.exact:  # the loss value exactly as the engine's TrainStep computes it
+            total = SUM.f(*losses.tolist())
+            if B > 1:
+                total = total * (1.0 / B)
+            if self.alpha:
+                sq = (P * P).tolist()
+                total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
+        else:  # the fast mode agrees with the engine to rounding
+            total = float(losses.sum())
+            if B > 1:
+                total = total * (1.0 / B)
+            if self.alpha:
+                total = total + float(P @ P) * self.alpha
         opt = self.optimizer
         seed = 1.0 / B if B > 1 else 1.0
         grads = prog.backward((seed, 0.0), write=False).params
         if self.alpha:
             grads = grads + 2.0 * (P * self.alpha)
-        if not _sgd_on_arrays(opt, P, grads, self.params):
+        if self._array_step:
+            new = opt.step_array(P, grads)  # raises before anything changed, or steps
+            if self._keeping:
+                self._held = np.concatenate([new, state[n:]])
+                self._held_grad = grads
+            else:  # one pass writes .grad and .data (zero_grad, the .grad loop and step's)
+                for p, g, d in zip(self.params, grads.tolist(), new.tolist()):
+                    p.grad = g
+                    p.data = d
+        else:
             opt.zero_grad()
             for p, g in zip(self.params, grads.tolist()):
                 p.grad = g

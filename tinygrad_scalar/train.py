@@ -8,6 +8,7 @@ progress bar and history.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import random
@@ -308,6 +309,12 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
     t0 = time.perf_counter()
     bar = progress(epochs * per_epoch, desc, quiet, file)
     stop = False
+    # a compiled step keeps the parameters in an array between steps; the Values get them back
+    # before every callback (user code) and when training ends, also by an exception
+    keep = getattr(step_fn, "keep_arrays", None)
+    sync = getattr(step_fn, "sync", None)
+    kept = keep() if keep is not None and sync is not None else contextlib.nullcontext()
+    kept.__enter__()
     try:
         for _ in range(epochs):
             if shuffle and batch_size < n:
@@ -339,9 +346,12 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
                     post["acc"] = f"{step_acc:.1%}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-                if callback is not None and callback(hist):
-                    stop = True
-                    break
+                if callback is not None:
+                    if sync is not None:
+                        sync()
+                    if callback(hist):
+                        stop = True
+                        break
             if stop and start + batch_size < n:  # a partial epoch gets no epoch entry
                 break
             hist.epoch_loss.append(e_loss / n)
@@ -349,6 +359,7 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
             if stop:
                 break
     finally:
+        kept.__exit__(None, None, None)
         bar.close()
         hist.seconds = time.perf_counter() - t0
     return hist

@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from .codegen import DomainError, Generated, NoVectorForm
 from .fuse import Fused, fuse
 from .numpy_backend import NumpyRunner
 from .plan import Plan, as_index
@@ -26,6 +27,11 @@ __all__ = ["FusedRunner", "runner_for"]
 
 class _Unfusable(Exception):
     """The fused forward met a value that is not finite: the plain replay takes over."""
+
+
+class _NotFinite(Exception):
+    """The generated backward gave a gradient that is not finite: the interpreting sweep,
+    which follows the engine's conventions for inf and nan exactly, runs it again."""
 
 
 def _flat(dest) -> int:
@@ -82,12 +88,53 @@ class _LayerRun:
 class _DenseRunner(NumpyRunner):
     """The plain runner on the fused plan, with the dense and row groups run as products."""
 
-    def __init__(self, fused: Fused):
+    def __init__(self, fused: Fused, generate: bool = True):
         super().__init__(fused.plan, exact=False)
         self.fused = fused
         self.layers = [_LayerRun(fused, li) for li in range(len(fused.layers))]
         self._dense = {L.gid: L for L in self.layers}
         self._rows = {L.rgid: L for L in self.layers}
+        #: the generated sweeps (static.codegen), or None: this plan is interpreted
+        self.code: Optional[Generated] = None
+        if generate:
+            try:
+                self.code = Generated(self)
+            except NoVectorForm:
+                pass
+
+    def _forward_groups(self, run) -> None:
+        code = self.code
+        if code is None:
+            return super()._forward_groups(run)
+        if run.views is None:
+            run.views = code.views(run)
+        try:
+            code.forward(run.views, run.cache)
+        except NoVectorForm:  # an input with no vector form: interpret (per element) for good
+            self.code = None
+            super()._forward_groups(run)
+        except DomainError:
+            raise _Unfusable from None
+
+    def _backward_groups(self, run, flats, inputs, per_example, dead) -> None:
+        code = self.code
+        if code is None or per_example or dead is not None or run.views is None or \
+                getattr(self._threads, "interpret", False):
+            return super()._backward_groups(run, flats, inputs, per_example, dead)
+        code.backward(run.views, run.cache, inputs)
+        if not (np.isfinite(run.pbuf[0].sum()) and (
+                not inputs or np.isfinite(run.gbuf[self.plan.INPUTS][0].sum()))):
+            raise _NotFinite  # maybe 0 * inf where relu passes 0: interpret (backward)
+
+    def backward(self, run, seeds: list, inputs: bool, per_example: bool):
+        try:
+            return super().backward(run, seeds, inputs, per_example)
+        except _NotFinite:
+            self._threads.interpret = True
+            try:
+                return super().backward(run, seeds, inputs, per_example)
+            finally:
+                self._threads.interpret = False
 
     def _run_group(self, run, gid, g) -> None:
         L = self._dense.get(gid)
@@ -150,9 +197,9 @@ class FusedRunner:
     is not finite) runs through the plain replay instead, which reports it as the engine does.
     `fallbacks` counts those batches (per runner, all threads)."""
 
-    def __init__(self, plan: Plan, fused: Fused):
+    def __init__(self, plan: Plan, fused: Fused, generate: bool = True):
         self.plan, self.fused = plan, fused
-        self.dense = _DenseRunner(fused)
+        self.dense = _DenseRunner(fused, generate)
         self.plain = NumpyRunner(plan, exact=False)
         self.fallbacks = 0
         self._threads = threading.local()

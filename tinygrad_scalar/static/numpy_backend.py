@@ -6,7 +6,7 @@ predicate (`Op.bad`) to find a failing element, and the per-element fallback (st
 for operations without a vector form. exact=True runs the rules inside `engine.exact_math()`,
 so the transcendental helpers go through Python's math per element (the engine's bits); an
 operation whose vector forms cannot round as its scalar rules do (`exact_vector=False`: pow)
-then runs per element. The only per-operation table here is `_IN_PLACE`: the NumPy ufuncs
+then runs per element. The only per-operation table here is `IN_PLACE`: the NumPy ufuncs
 that write a value straight into its rows (the same arithmetic as the rules' `+ - * /`).
 
 Everything a run writes (the value stores, the gradient buffers, each group's saved arguments,
@@ -24,30 +24,34 @@ from .. import engine
 from .elementwise import per_element, raise_first
 from .plan import Group, Plan
 
-__all__ = ["NumpyRunner"]
+__all__ = ["NumpyRunner", "IN_PLACE", "reduce_over_batch"]
 
-_IN_PLACE = {engine.ADD: np.add, engine.SUB: np.subtract, engine.MUL: np.multiply,
+IN_PLACE = {engine.ADD: np.add, engine.SUB: np.subtract, engine.MUL: np.multiply,
              engine.DIV: np.divide}
 
 
 class _Run:
     """One thread's buffers for one batch size, and what its last forward left for backward."""
-    __slots__ = ("V", "S", "gbuf", "pbuf", "take", "B", "single", "cache")
+    __slots__ = ("V", "S", "gbuf", "pbuf", "take", "B", "single", "cache", "views", "flat")
 
     def __init__(self, plan: Plan, B: int):
         self.S = np.zeros((plan.n_static, 1))
         self.S[plan.n_state:plan.n_state + len(plan.const_values), 0] = plan.const_values
-        self.V = np.empty((plan.n_batched, B))
+        self.V = np.zeros((plan.n_batched, B))  # rows no group writes (placeholders) stay 0
         self.gbuf = [np.zeros((plan.fan[gid], plan.sizes[gid], B))
                      for gid in range(len(plan.sizes))]
         self.pbuf = np.zeros((plan.fan[plan.PARAMS], plan.sizes[plan.PARAMS], 1))
+        #: the gradient buffers as (fan * size, B) views (the edges' flat destinations)
+        self.flat = [b.reshape(-1, B) for b in self.gbuf]
         self.take = [[None if isinstance(idx, slice) else np.empty((len(idx), B if b else 1))
                       for b, idx in g.gathers] for g in plan.groups]
         self.B, self.single = B, True
         self.cache: list = [None] * len(plan.groups)
+        #: what a generated runner (static.codegen) precomputes for these buffers, or None
+        self.views = None
 
 
-def _reduced(loc, g: np.ndarray, sel) -> np.ndarray:
+def reduce_over_batch(loc, g: np.ndarray, sel) -> np.ndarray:
     """Σ over the batch of loc * g, row by row (a parameter's contribution, summed where it is
     made). One example: exactly loc * g, the engine's product."""
     if type(loc) is float:  # the rules' constant locals (1.0 and -1.0: exactly g and -g)
@@ -72,7 +76,7 @@ class NumpyRunner:
         self.vector = [g.op.vf is not None and (g.op.exact_vector or not exact)
                        for g in plan.groups]
         #: per group, resolved once: (domain predicate, in-place ufunc, value form, derivative)
-        self._rules = [(g.op.bad, _IN_PLACE.get(g.op), g.op.vf, g.op.vdf or g.op.df)
+        self._rules = [(g.op.bad, IN_PLACE.get(g.op), g.op.vf, g.op.vdf or g.op.df)
                        for g in plan.groups]
         self._threads = threading.local()
 
@@ -112,13 +116,17 @@ class NumpyRunner:
         if plan.n_state:
             S[:plan.n_state, 0] = state
         with np.errstate(all="ignore"), engine.exact_math(self.exact):
-            for gid, g in enumerate(plan.groups):
-                self._run_group(run, gid, g)
+            self._forward_groups(run)
             if not (np.isfinite(V.sum()) and np.isfinite(S.sum())):
                 self._check_finite(run)
         run.single = single
         self._threads.last = run
         return self._outputs(run)
+
+    def _forward_groups(self, run: _Run) -> None:
+        """Every group in run order (a generated runner replaces this loop)."""
+        for gid, g in enumerate(self.plan.groups):
+            self._run_group(run, gid, g)
 
     def _args(self, run: _Run, gid: int, g: Group) -> list:
         # a slice is a view; rows by index: np.take into a buffer kept for this batch size
@@ -202,9 +210,8 @@ class NumpyRunner:
         """The reverse sweep over `run`: (summed parameter gradients, per-example parameter
         gradients or None, per-input-slot gradients or None)."""
         plan = self.plan
-        B, bufs = run.B, run.gbuf
-        INPUTS, PARAMS = plan.INPUTS, plan.PARAMS
-        flats = [b.reshape(-1, B) for b in bufs]
+        bufs, PARAMS = run.gbuf, plan.PARAMS
+        flats = list(run.flat)
         pbuf = run.pbuf
         if not per_example:  # parameters: one column, contributions reduced over the batch
             flats[PARAMS] = pbuf.reshape(-1, 1)
@@ -216,32 +223,39 @@ class NumpyRunner:
                 flats[dest[0]][dest[1]] = 0.0 if seed is None else seed
         dead = plan.dead_rows(tuple(s is not None for s in seeds))
         with np.errstate(all="ignore"), engine.exact_math(self.exact):
-            for gid in range(len(plan.groups) - 1, -1, -1):
-                g = plan.groups[gid]
-                if dead is not None and dead[gid] is True:  # nothing here reaches a seed
-                    for edges in g.edges:
-                        for pg, sel, dest in edges:
-                            if pg != INPUTS or inputs:
-                                flats[pg][dest] = 0.0
-                    continue
-                self._backward_group(run, gid, g, bufs[gid], flats, inputs, per_example)
-                if dead is not None and dead[gid] is not None:  # rows off the seeded paths
-                    for pg, zero in dead[gid]:
-                        if pg != INPUTS or inputs:
-                            flats[pg][zero] = 0.0
-            # leaves: sum each one's contributions in order
-            for gid in (INPUTS, PARAMS):
-                if gid == INPUTS and not inputs:
-                    continue
-                buf = bufs[gid] if gid != PARAMS or per_example else pbuf
-                for t in range(1, plan.fan[gid]):
-                    buf[0] += buf[t]
+            self._backward_groups(run, flats, inputs, per_example, dead)
         if per_example:
             per_ex = bufs[PARAMS][0]
             params_grad = per_ex.sum(axis=1)
         else:
             per_ex, params_grad = None, pbuf[0, :, 0].copy()
         return params_grad, per_ex, (self._input_grads(run) if inputs else None)
+
+    def _backward_groups(self, run: _Run, flats: list, inputs: bool, per_example: bool,
+                         dead: Optional[list]) -> None:
+        """The groups in reverse run order, then each leaf's contributions summed in order
+        (a generated runner replaces this for the common case)."""
+        plan, bufs = self.plan, run.gbuf
+        INPUTS, PARAMS = plan.INPUTS, plan.PARAMS
+        for gid in range(len(plan.groups) - 1, -1, -1):
+            g = plan.groups[gid]
+            if dead is not None and dead[gid] is True:  # nothing here reaches a seed
+                for edges in g.edges:
+                    for pg, sel, dest in edges:
+                        if pg != INPUTS or inputs:
+                            flats[pg][dest] = 0.0
+                continue
+            self._backward_group(run, gid, g, bufs[gid], flats, inputs, per_example)
+            if dead is not None and dead[gid] is not None:  # rows off the seeded paths
+                for pg, zero in dead[gid]:
+                    if pg != INPUTS or inputs:
+                        flats[pg][zero] = 0.0
+        for gid in (INPUTS, PARAMS):
+            if gid == INPUTS and not inputs:
+                continue
+            buf = bufs[gid] if gid != PARAMS or per_example else run.pbuf
+            for t in range(1, plan.fan[gid]):
+                buf[0] += buf[t]
 
     def _backward_group(self, run, gid, g, buf, flats, inputs, per_example) -> None:
         """One group of the reverse sweep: sum its gradient slots in order, then contribute to
@@ -276,7 +290,8 @@ class NumpyRunner:
                 one = type(loc) is float and loc == 1.0
                 minus = type(loc) is float and loc == -1.0
                 if pg == PARAMS and not per_example:
-                    target[dest, 0] = _reduced(loc, grad if sel is None else grad[sel], sel)
+                    target[dest, 0] = reduce_over_batch(loc, grad if sel is None else grad[sel],
+                                                        sel)
                 elif sel is None:
                     if one:
                         target[dest] = grad

@@ -120,6 +120,18 @@ class Program:
 
     __call__ = forward
 
+    def forward_with(self, state: ArrayLike, *feeds: ArrayLike, **named: ArrayLike):
+        """`forward` with the state given, not read from the Values: one array of the params'
+        values then the frozen ones (the order of last_state()). For a training loop that
+        keeps its parameters in an array between steps (CompiledStep.keep_arrays)."""
+        arrays, B, single = self._feed(feeds, named)
+        state = np.asarray(state, dtype=float)
+        if state.shape != (self.plan.n_state,):
+            raise ValueError(f"state must have shape ({self.plan.n_state},): the "
+                             f"{len(self.params)} params then the {len(self.frozen)} frozen "
+                             f"leaves; got shape {state.shape}")
+        return self._runner.forward(arrays, B, single, state)
+
     def backward(self, grad_outputs=None, reduce: str = "sum", *, accumulate: bool = True,
                  inputs: bool = False, per_example: bool = False,
                  write: bool = True) -> Grads:
