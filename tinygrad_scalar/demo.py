@@ -76,8 +76,8 @@ def _fan_in_scaled(model: MLP) -> MLP:
 def train_digits(seed: int = DEFAULT_SEED, quiet: bool = False,
                  epochs: Optional[int] = None) -> dict:
     """The 8x8 digits: MLP(64, [16, 10]) with softmax cross-entropy + L2 and Adam (learning
-    rate decaying linearly to a tenth), on minibatches, through the compiled replay
-    (static_train.CompiledStep). Returns the model, the held-out images and labels, the
+    rate decaying linearly to a tenth), on minibatches, through the compiled replay in its
+    fast mode (static_train.CompiledStep, exact=False: layers as matrix products). Returns the model, the held-out images and labels, the
     model's predictions on them, the test accuracy and the History."""
     # predict_grid: the NumPy forward from the current weights, tested equal to the engine
     from .plot import predict_grid
@@ -89,10 +89,11 @@ def train_digits(seed: int = DEFAULT_SEED, quiet: bool = False,
     opt = optim.Adam(model.parameters(),
                      lr=lambda k: d["lr"] * (1.0 - 0.9 * k / max(total, 1)))
     # compiled=True: fit traces one example's loss into a static_train.CompiledStep and
-    # replays every minibatch with NumPy
+    # replays every minibatch with NumPy; exact=False runs each layer as one matrix product
+    # (static.fuse, static.codegen): the same accuracy, about 20x faster than exact=True here
     hist = fit(model, X_train, y_train, "cross_entropy", opt, epochs=epochs,
                batch_size=d["batch_size"], alpha=d["alpha"], seed=seed, quiet=quiet,
-               desc="digits (compiled)", compiled=True)
+               desc="digits (compiled)", compiled=True, exact=False)
     scores = predict_grid(model, X_test)
     pred = [int(i) for i in scores.argmax(axis=1)]
     acc = sum(p == t for p, t in zip(pred, y_test)) / len(y_test)

@@ -176,15 +176,17 @@ class SGD(Optimizer):
     def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
         lr, mu, wd = self.current_lr(), self.momentum, self.weight_decay
         ps = self.params
-        _finite_array(G, ps, ".grad")
         g = G + wd * P if wd else G
         buf = None
         if mu:
             buf = g.copy() if self._buf is None else mu * np.asarray(self._buf, dtype=float) + g
-            _finite_array(buf, ps, "'s momentum buffer")
             g = buf
         new = P - lr * g
-        _finite_array(new, ps, "")
+        if not np.isfinite(new.sum()):  # one test; then say which input made it
+            _finite_array(G, ps, ".grad")
+            if mu:
+                _finite_array(buf, ps, "'s momentum buffer")
+            _finite_array(new, ps, "")
         if mu:
             self._buf = buf
         self.steps += 1

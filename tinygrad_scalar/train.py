@@ -253,7 +253,7 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
         seed: Union[int, random.Random, None] = None, accuracy: Optional[AccFn] = None,
         step_fn: Optional[StepFn] = None, callback: Optional[Callable[[History], Any]] = None,
         quiet: bool = False, desc: str = "training", file=None,
-        compiled: bool = False) -> History:
+        compiled: bool = False, exact: bool = True) -> History:
     """Train for `epochs` passes over (X, y) in minibatches and return the History.
 
     loss: 'hinge' (labels -1/+1), 'bce' (targets 0/1), 'cross_entropy' (class indices),
@@ -264,7 +264,16 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
     training by returning True. The progress bar is quiet when asked or not on a terminal.
     compiled=True traces one example's loss once and replays every minibatch with NumPy
     (static_train.CompiledStep: same numbers, far faster); it needs a loss given by name.
+    exact (with compiled=True): True replays the engine's floating point per example; False
+    runs each layer as one matrix product (agrees with the engine to rounding, and is faster
+    again). Either way the parameters stay in an array between steps and are written into
+    the Values before each callback and when training ends (CompiledStep.keep_arrays).
     """
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact must be True or False, got {exact!r}")
+    if not exact and not compiled:
+        raise TypeError("exact=False is a setting of the compiled replay: pass compiled=True "
+                        "too (the engine's own step is always exact)")
     n = len(X)
     if n != len(y):
         raise ValueError(f"X has {n} rows but y has {len(y)} targets")
@@ -294,7 +303,8 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
             _check_optimizer(model, optimizer)
             # imported here: the NumPy replay is optional
             from .static_train import CompiledStep
-            step_fn = CompiledStep(model, loss, optimizer, alpha, accuracy=accuracy)
+            step_fn = CompiledStep(model, loss, optimizer, alpha, accuracy=accuracy,
+                                   exact=exact)
         else:
             step_fn = TrainStep(model, loss, optimizer, alpha, accuracy)
     elif compiled:

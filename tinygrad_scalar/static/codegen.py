@@ -12,7 +12,8 @@ What runs is the op table's: each group's value form (`Op.vf`, or the in-place u
 numpy_backend.IN_PLACE), domain predicate (`Op.bad`) and derivative (`Op.vdf or Op.df`; a
 derivative that is the same constants whatever its inputs, like add's (1, 1), is asked once at
 generation and written in). Lowered by hand, as one-line lowerings of this backend: relu
-forward as `maximum` (then `+ 0.0`, so -0.0 becomes 0.0, as the engine's relu), and backward as
+forward as `maximum` (then `+ 0.0`, so -0.0 becomes 0.0 as the engine's relu, unless a probe at
+import finds that NumPy's maximum already gives +0.0 there and keeps nan), and backward as
 the mask `out > 0` times the gradient: this code runs only after a forward whose values are
 all finite (else the plain replay takes the batch), where that mask is relu's derivative
 exactly. Under an inf gradient the engine's relu passes 0 on its flat part where the mask's
@@ -43,6 +44,24 @@ class NoVectorForm(Exception):
 
 class DomainError(Exception):
     """An input is outside an op's domain: the plain replay reruns the batch and names it."""
+
+
+def _probe_maximum() -> bool:
+    """Does np.maximum(a, 0.0) give +0.0 for -0.0 and keep nan, as the engine's relu, at
+    every size (SIMD loops and their tails)? Then relu's forward is that one call."""
+    for n in (1, 3, 7, 8, 16, 17, 33, 100, 1025):
+        a = np.linspace(-1.0, 1.0, n)
+        a[::2] = -0.0
+        if n > 2:
+            a[1] = np.nan
+        for x in (a, a.reshape(-1, 1)):
+            r = np.maximum(x, 0.0)
+            if np.signbit(r[~np.isnan(r)]).any() or np.isnan(r).sum() != np.isnan(x).sum():
+                return False
+    return True
+
+
+_MAXIMUM_IS_RELU = _probe_maximum()
 
 
 def _sl(s: slice) -> str:
@@ -211,7 +230,8 @@ class Generated:
         elif ufunc is not None:
             w.fwd.append(f"np.{ufunc.__name__}({a}, out={dest})")
         elif op is engine.RELU:
-            w.fwd.append(f"np.maximum({a}, 0.0, out={dest}); np.add({dest}, 0.0, out={dest})")
+            w.fwd.append(f"np.maximum({a}, 0.0, out={dest})" + (
+                "" if _MAXIMUM_IS_RELU else f"; np.add({dest}, 0.0, out={dest})"))
         else:
             w.fwd.append(f"o = {w.const(op.vf, 'vf')}({a})")
             w.fwd.append("if o is None: raise NoVectorForm")

@@ -214,6 +214,14 @@ class Program:
         from .fuse import summary
         return f"{self!r}\n" + summary(self.plan, self.fused, self.exact)
 
+    def source(self) -> Optional[str]:
+        """The Python the fast replay runs (exact=False with fused layers): the forward and
+        backward sweeps written out as NumPy calls, a line or two per group, with the layers
+        as matrix products (static.codegen). None when the replay is interpreted (exact=True,
+        or nothing to fuse)."""
+        code = getattr(getattr(self._runner, "dense", None), "code", None)
+        return None if code is None else code.source
+
     def __repr__(self) -> str:
         ops = sum(1 for i in self.tape if i.kind == "op")
         return (f"Program({len(self.input_names)} input slot(s) {self.input_names}, "

@@ -1,0 +1,300 @@
+"""The generated replay (static.codegen) and training with the parameters kept in an array.
+
+Oracles: the interpreting runner on the same fused plan (generate=False), the engine per
+example (Value.backward), and, for the optimizers' array form, their own step() over Values,
+bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinygrad_scalar import optim
+from tinygrad_scalar.data import make_moons, signed_labels
+from tinygrad_scalar.engine import Value
+from tinygrad_scalar.nn import MLP
+from tinygrad_scalar.static import Program
+from tinygrad_scalar.static.fused_runner import FusedRunner
+from tinygrad_scalar.static_train import CompiledStep, static_cross_entropy
+from tinygrad_scalar.train import fit
+
+from test_static_fuse import build, build_params, close, jiggled, layered
+
+
+def interpreted(prog: Program) -> Program:
+    """The same program with its fused plan interpreted group by group (no generated code)."""
+    twin = object.__new__(Program)
+    twin.__dict__.update(prog.__dict__)
+    twin._runner = FusedRunner(prog.plan, prog.fused, generate=False)
+    return twin
+
+
+def run(prog, X, seeds, **kw):
+    out = prog(X)
+    return out, prog.backward(seeds, write=False, **kw)
+
+
+def agree(a, b, X, n_out):
+    seeds = [1.0] * n_out
+    for kw in ({}, {"inputs": True}, {"inputs": True, "per_example": True}):
+        (oa, ga), (ob, gb) = run(a, X, seeds, **kw), run(b, X, seeds, **kw)
+        close(np.array(oa, float), np.array(ob, float), "outputs")
+        close(ga.params, gb.params, f"params {kw}")
+        if "inputs" in kw:
+            close(ga.inputs[0], gb.inputs[0], f"inputs {kw}")
+        if kw.get("per_example"):
+            close(ga.per_example, gb.per_example, "per example")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layered(), st.integers(1, 5))
+def test_generated_code_equals_the_interpreted_fused_plan(spec, B):
+    f, nin, _ = build(spec)
+    xs = [Value(0.0) for _ in range(nin)]
+    outs = f(xs)
+    params = sorted({id(p): p for p in build_params(outs)}.values(), key=id)
+    prog = Program.from_graph(outs, [xs], params, exact=False)
+    if prog.fused is None:
+        assert prog.source() is None
+        return
+    assert "np.matmul" in prog.source()
+    X = np.random.default_rng(spec[2]).normal(size=(B, nin))
+    agree(prog, interpreted(prog), X, len(outs))
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "linear"])
+@pytest.mark.parametrize("widths", [[2, 2], [3, 3, 1], [16, 16, 1]])
+def test_mlps_generated_match_the_engine(act, widths):
+    # equal layer shapes (two (2, 2) weight matrices) once shared one scratch buffer
+    model = jiggled(MLP(2, widths, act, seed=len(widths)), seed=5)
+    xs = [Value(0.0), Value(0.0)]
+    outs = model(xs)
+    outs = outs if isinstance(outs, list) else [outs]
+    prog = Program.from_graph(outs, [xs], model.parameters(), exact=False)
+    assert prog.source() is not None
+    X = np.random.default_rng(1).normal(size=(6, 2))
+    prog(X)
+    g = prog.backward([1.0] * len(outs), write=False, inputs=True, per_example=True)
+    for b, row in enumerate(X):
+        leaves = [Value(float(v)) for v in row]
+        for p in model.parameters():
+            p.grad = 0.0
+        o = model(leaves)
+        Value.sum(o if isinstance(o, list) else [o]).backward()
+        close(g.inputs[0][b], [v.grad for v in leaves], "inputs")
+        close(g.per_example[b], [p.grad for p in model.parameters()], "params")
+    agree(prog, interpreted(prog), X, len(outs))
+
+
+def test_relu_passes_zero_under_an_inf_gradient_in_generated_code():
+    # sqrt(relu(z)) at z <= 0: sqrt'(0) is inf, and relu's flat part passes 0 (the engine's
+    # convention), where the mask times the gradient would give 0 * inf = nan
+    w = [Value(1.0, "w0"), Value(-1.0, "w1")]
+
+    def f(x):
+        return [(w[0] * x[0] + w[1] * x[1]).relu().sqrt()]
+
+    xs = [Value(0.0), Value(0.0)]
+    prog = Program.from_graph(f(xs), [xs], w, exact=False)
+    assert prog.source() is not None
+    X = np.array([[-1.0, 1.0], [2.0, 1.0], [0.5, 0.5]])  # z = -2, 1, 0
+    prog(X)
+    g = prog.backward(write=False, inputs=True)
+    want_w, want_x = np.zeros(2), []
+    for row in X:
+        leaves = [Value(float(v)) for v in row]
+        for p in w:
+            p.grad = 0.0
+        f(leaves)[0].backward()
+        want_w += [p.grad for p in w]
+        want_x.append([v.grad for v in leaves])
+    assert not np.isnan(g.params).any()
+    np.testing.assert_array_equal(g.params, want_w)
+    np.testing.assert_array_equal(g.inputs[0], want_x)
+
+
+def test_summary_and_source_show_the_matrix_products():
+    model = MLP(2, [4, 1], seed=0)
+    step = CompiledStep(model, "hinge", optim.SGD(model.parameters(), lr=0.1), exact=False)
+    src = step.program.source()
+    # forward: one product per layer; backward: gW of each, gX of layer 1, and gX of layer 0
+    # only when the inputs' gradients are asked for
+    assert src.count("np.matmul(") == 2 + 4
+    assert src.count("if inputs: np.matmul(") == 1
+    assert "def forward(R, C):" in src and "def backward(R, C, inputs):" in src
+    exact = CompiledStep(model, "hinge", optim.SGD(model.parameters(), lr=0.1))
+    assert exact.program.source() is None
+
+
+def test_forward_with_checks_the_state_shape():
+    model = MLP(2, [3, 1], seed=0)
+    xs = [Value(0.0), Value(0.0)]
+    prog = Program.from_graph([model(xs)], [xs], model.parameters(), exact=False)
+    with pytest.raises(ValueError, match=r"state must have shape \(13,\)"):
+        prog.forward_with(np.zeros(12), np.zeros((2, 2)))
+    state = np.array([p.data for p in model.parameters()])
+    np.testing.assert_array_equal(prog.forward_with(state, np.ones((2, 2))),
+                                  prog(np.ones((2, 2))))
+
+
+# -- cross-entropy's shift as a tournament ------------------------------------------------------
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 10, 13])
+def test_static_cross_entropy_is_log_softmax(k):
+    rng = random.Random(k)
+    z = [Value(rng.uniform(-30, 30)) for _ in range(k)]
+    t = [0.0] * k
+    t[k // 2] = 1.0
+    loss = static_cross_entropy(z, [Value(v) for v in t])
+    m = max(v.data for v in z)
+    lse = m + math.log(math.fsum(math.exp(v.data - m) for v in z))
+    assert loss.data == pytest.approx(lse - z[k // 2].data, rel=1e-14, abs=1e-14)
+    loss.backward()
+    soft = [math.exp(v.data - lse) for v in z]
+    for j, v in enumerate(z):
+        assert v.grad == pytest.approx(soft[j] - t[j], rel=1e-12, abs=1e-15)
+
+
+def test_static_cross_entropy_groups_grow_with_log_k():
+    rounds = []
+    for k in (4, 10, 32):
+        model = MLP(3, [k], activation="linear", seed=0)
+        step = CompiledStep(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1),
+                            exact=False)
+        rounds.append(sum(1 for name, _, _ in step.program.schedule() if name == "relu"))
+    assert rounds == [2, 4, 5]  # ceil(log2 k) rounds of max(a, b) = a + relu(b - a)
+
+
+# -- optimizers: the array form is the same update ---------------------------------------------
+
+def _opt_pairs():
+    return [(lambda ps: optim.SGD(ps, lr=0.1)),
+            (lambda ps: optim.SGD(ps, lr=lambda k: 0.3 / (1 + k), momentum=0.9,
+                                  weight_decay=0.01)),
+            (lambda ps: optim.Adam(ps, lr=0.05, weight_decay=0.02)),
+            (lambda ps: optim.Adam(ps, lr=0.01, betas=(0.5, 0.9), eps=1e-3))]
+
+
+@pytest.mark.parametrize("make", _opt_pairs())
+def test_step_array_is_step_bit_for_bit(make):
+    rng = random.Random(7)
+    a = [Value(rng.uniform(-2, 2)) for _ in range(9)]
+    b = [Value(p.data) for p in a]
+    oa, ob = make(a), make(b)
+    P = np.array([p.data for p in b])
+    for k in range(6):
+        grads = [rng.uniform(-3, 3) for _ in a]
+        for p, g in zip(a, grads):
+            p.grad = g
+        oa.step()
+        if k == 3:  # the Values path in between: state moves between lists and arrays
+            for p, x, g in zip(b, P.tolist(), grads):
+                p.data, p.grad = x, g
+            ob.step()
+            P = np.array([p.data for p in b])
+        else:
+            P = ob.step_array(P, np.array(grads))
+        assert P.tolist() == [p.data for p in a]
+    assert oa.steps == ob.steps == 6
+
+
+@pytest.mark.parametrize("make", _opt_pairs())
+def test_step_array_that_fails_changes_nothing(make):
+    ps = [Value(1.0), Value(2.0)]
+    opt = make(ps)
+    P = np.array([1.0, 2.0])
+    P = opt.step_array(P, np.array([0.5, -0.5]))
+    before = (P.copy(), opt.steps, repr(vars(opt)))
+    with pytest.raises(FloatingPointError, match=r"params\[1\]"):
+        opt.step_array(P, np.array([0.1, math.inf]))
+    assert (P.tolist(), opt.steps, repr(vars(opt))) == (before[0].tolist(), before[1],
+                                                        before[2])
+    assert [p.data for p in ps] == [1.0, 2.0]  # the Values are never touched
+
+
+# -- keep_arrays: Values written when user code can look ---------------------------------------
+
+def _moons(n=40):
+    X, y01 = make_moons(n, noise=0.1, seed=4)
+    return np.array(X), np.array(signed_labels(y01), float)
+
+
+@pytest.mark.parametrize("Opt", [optim.SGD, optim.Adam])
+@pytest.mark.parametrize("exact", [True, False])
+def test_keep_arrays_gives_the_per_call_numbers(Opt, exact):
+    X, y = _moons()
+    ma, mb = MLP(2, [5, 1], seed=3), MLP(2, [5, 1], seed=3)
+    sa = CompiledStep(ma, "hinge", Opt(ma.parameters(), lr=0.05), alpha=1e-3, exact=exact)
+    sb = CompiledStep(mb, "hinge", Opt(mb.parameters(), lr=0.05), alpha=1e-3, exact=exact)
+    sb(X, y)  # verify and first step outside
+    sa(X, y)
+    start = [p.data for p in mb.parameters()]
+    with sb.keep_arrays():
+        for _ in range(4):
+            assert sb(X, y) == sa(X, y)
+            assert [p.data for p in mb.parameters()] == start  # not written yet
+    assert [p.data for p in mb.parameters()] == [p.data for p in ma.parameters()]
+    assert [p.grad for p in mb.parameters()] == [p.grad for p in ma.parameters()]
+    assert sb.optimizer.steps == sa.optimizer.steps == 5
+
+
+def test_keep_arrays_writes_the_values_when_a_step_raises():
+    X, y = _moons()
+    model = MLP(2, [5, 1], seed=3)
+    step = CompiledStep(model, "hinge", optim.SGD(model.parameters(), lr=0.05))
+    with pytest.raises(ValueError, match="labels must be -1 or \\+1"):
+        with step.keep_arrays():
+            step(X, y)
+            step(X, y)
+            after_two = step._held[:len(step.params)].tolist()
+            step(X, y * 2.0)  # refused before it changes anything
+    assert [p.data for p in model.parameters()] == after_two
+
+
+def test_fit_compiled_callbacks_see_and_can_change_the_values():
+    X, y = _moons()
+    seen_a, seen_b = [], []
+    ma, mb = MLP(2, [5, 1], seed=3), MLP(2, [5, 1], seed=3)
+
+    def watch(seen, model):
+        def cb(hist):
+            seen.append([p.data for p in model.parameters()])
+            if hist.steps == 2:
+                model.parameters()[0].data = 0.25  # a change the next step must read
+        return cb
+
+    fit(ma, X.tolist(), y.tolist(), "hinge", optim.SGD(ma.parameters(), lr=0.1), epochs=4,
+        compiled=True, callback=watch(seen_a, ma), quiet=True)
+    # the same training by hand, one synced call per step
+    step = CompiledStep(mb, "hinge", optim.SGD(mb.parameters(), lr=0.1))
+    for k in range(4):
+        step(X, y)
+        seen_b.append([p.data for p in mb.parameters()])
+        if k == 1:
+            mb.parameters()[0].data = 0.25
+    assert seen_a == seen_b
+    assert [p.data for p in ma.parameters()] == [p.data for p in mb.parameters()]
+
+
+def test_an_optimizer_with_its_own_step_steps_the_values():
+    calls = []
+
+    class Logged(optim.SGD):
+        def step(self):
+            calls.append(self.steps)
+            super().step()
+
+    X, y = _moons()
+    ma, mb = MLP(2, [4, 1], seed=1), MLP(2, [4, 1], seed=1)
+    sa = CompiledStep(ma, "hinge", Logged(ma.parameters(), lr=0.1))
+    sb = CompiledStep(mb, "hinge", optim.SGD(mb.parameters(), lr=0.1))
+    with sa.keep_arrays(), sb.keep_arrays():
+        for _ in range(3):
+            assert sa(X, y) == sb(X, y)
+    assert calls == [0, 1, 2]
+    assert [p.data for p in ma.parameters()] == [p.data for p in mb.parameters()]
