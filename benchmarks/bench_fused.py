@@ -1,18 +1,22 @@
-"""The fused compiled step (layers as matrix products) against NumPy by hand, in one process.
+"""The compiled step (layers as matrix products) against NumPy by hand and jax, in one process.
 
     .venv/bin/python benchmarks/bench_fused.py [--repeats 7] [--quick] [--blas-threads 1]
 
 (a) micrograd's demo step: MLP(2, [16, 16, 1]), moons points, hinge + 1e-4 * Σ p², backward,
-    SGD, at batch 100 and 10,000: micrograd 0.1.0 and the engine (Values; batch 100 only: at
-    10,000 one of their steps takes minutes), the compiled step (CompiledStep, exact=False)
-    fused and unfused, and the same step written by hand as NumPy matrix products.
+    SGD, at batch 100 and 10,000: micrograd 0.1.0, the engine (Values) and the global-tape floor
+    (benchmarks/tape_floor.py) (batch 100 only: at 10,000 one of their steps takes minutes),
+    the compiled step (CompiledStep, exact=False: fused layers, generated code) as fit runs it
+    (inside keep_arrays: the parameters stay in an array between steps) and as one call that
+    reads and writes the Values, the unfused compiled step, the same step written by hand as
+    NumPy matrix products, and jax.jit + vmap of the per-example loss (float64, compile time
+    excluded; when jax is installed: `pip install jax jaxlib`).
 (b) MLP(64, [64, 32, 10]) (relu, linear output), softmax cross-entropy + 1e-4 L2, SGD, batch 256:
-    compiled fused and unfused against the same network by hand in NumPy.
-(c) where the fused step's time goes: the program's forward and backward, and the Python work
-    around them (reading the parameters out of their Values, writing the gradients into .grad,
-    the optimizer's loop over Values).
-(d) the fused step per batch size, 10 ... 100,000 points: time and bytes (tracemalloc peak of a
-    step, buffers included) per point.
+    the same contenders but micrograd, the engine and the floor.
+(c) where the compiled step's time goes: the program's forward and backward, the optimizer's
+    array step, and the Python work a call that syncs the Values adds (reading the parameters
+    out of their Values, writing .grad and .data back).
+(d) the compiled step (fit loop) per batch size, 10 ... 100,000 points: time and bytes
+    (tracemalloc peak of a step, buffers included) per point.
 
 Timing: contenders run interleaved, medians of `repeats` rounds. micrograd and the engine build
 graphs full of reference cycles, so their steps end with gc.collect() (after gc.freeze() of the
@@ -43,6 +47,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tape_floor  # noqa: E402
 from peers import NumpyByHand, jax_peer, micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
 from tinygrad_scalar.nn import MLP  # noqa: E402
@@ -129,9 +134,12 @@ def bench_moons(repeats: int) -> dict:
             theirs = MMLP(2, [16, 16, 1])
             eng = MLP(2, [16, 16, 1], seed=1337)
             eng_step = TrainStep(eng, "hinge", SGD(eng.parameters(), lr=LR), alpha=ALPHA)
+            floor = tape_floor.MLP(2, [16, 16, 1], seed=1337)
             runs = {"micrograd 0.1.0": (lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA),
                                         True),
-                    "engine (Values)": (lambda: eng_step(X, y), True), **runs}
+                    "engine (Values)": (lambda: eng_step(X, y), True),
+                    "tape floor": (lambda: tape_floor.step(floor, X, y, LR, ALPHA), True),
+                    **runs}
         gc.collect()
         gc.freeze()
         out[B] = interleaved(runs, repeats)

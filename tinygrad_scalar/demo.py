@@ -77,8 +77,9 @@ def train_digits(seed: int = DEFAULT_SEED, quiet: bool = False,
                  epochs: Optional[int] = None) -> dict:
     """The 8x8 digits: MLP(64, [16, 10]) with softmax cross-entropy + L2 and Adam (learning
     rate decaying linearly to a tenth), on minibatches, through the compiled replay in its
-    fast mode (static_train.CompiledStep, exact=False: layers as matrix products). Returns the model, the held-out images and labels, the
-    model's predictions on them, the test accuracy and the History."""
+    fast mode (static_train.CompiledStep, exact=False: layers as matrix products). Returns the
+    model, the held-out images and labels, the model's predictions on them, the test accuracy
+    and the History."""
     # predict_grid: the NumPy forward from the current weights, tested equal to the engine
     from .plot import predict_grid
     d = DIGITS

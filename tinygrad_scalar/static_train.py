@@ -93,8 +93,8 @@ STATIC_LOSSES: dict = {
 
 
 def _targets_hinge(y: np.ndarray, k: int) -> np.ndarray:
-    bad = np.flatnonzero((y != 1.0) & (y != -1.0))
-    if bad.size:
+    if (np.abs(y) != 1.0).any():  # nan too
+        bad = np.flatnonzero((y != 1.0) & (y != -1.0))
         i = int(bad[0])
         raise ValueError(f"hinge: labels must be -1 or +1, got {float(y[i])!r} at position {i} "
                          "(for 0/1 labels use 2*y - 1)")
@@ -125,15 +125,15 @@ def _targets_onehot(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _acc_sign(scores: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((scores[:, 0] > 0) == (y > 0)))
+    return np.count_nonzero((scores[:, 0] > 0) == (y > 0)) / len(y)
 
 
 def _acc_logit(scores: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((scores[:, 0] > 0) == (y >= 0.5)))
+    return np.count_nonzero((scores[:, 0] > 0) == (y >= 0.5)) / len(y)
 
 
 def _acc_argmax(scores: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(scores, axis=1) == y))
+    return np.count_nonzero(np.argmax(scores, axis=1) == y) / len(y)
 
 
 _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
@@ -303,7 +303,8 @@ class CompiledStep:
                 total = total + float(P @ P) * self.alpha
         opt = self.optimizer
         seed = 1.0 / B if B > 1 else 1.0
-        grads = prog.backward((seed, 0.0), write=False).params
+        # the scores (the second output) are left out: they only report, and add nothing
+        grads = prog.backward((seed, None), write=False).params
         if self.alpha:
             grads = grads + 2.0 * (P * self.alpha)
         if self._array_step:

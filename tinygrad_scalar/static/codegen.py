@@ -65,7 +65,8 @@ _MAXIMUM_IS_RELU = _probe_maximum()
 
 
 def _sl(s: slice) -> str:
-    return f"{s.start}:{s.stop}:{s.step}"
+    """A slice as source, one spelling per slice (so one view gets one name)."""
+    return f"{s.start}:{s.stop}:{1 if s.step is None else s.step}"
 
 
 def _strided(idx, m: int, n: int) -> Optional[tuple]:
@@ -109,6 +110,7 @@ class _Writer:
                              "NoVectorForm": NoVectorForm}
         self.views: list = []  # (name, expression over V, S, S0, P1, P3, Gb, Gf, T)
         self._view_of: dict = {}
+        self._taken: set = {"R", "C", "inputs", "X", "W", "o", "gX"}
         self.fwd: list = []
         self.bwd: list = []
 
@@ -117,16 +119,25 @@ class _Writer:
         self.consts[name] = obj
         return name
 
-    def view(self, expr: str) -> str:
+    def _name(self, hint: Optional[str]) -> str:
+        if hint is None or hint in self._taken:
+            hint = f"r{len(self.views)}"
+        self._taken.add(hint)
+        return hint
+
+    def view(self, expr: str, hint: Optional[str] = None) -> str:
+        """The name of a view (or array) bound once per run; the same expression, the same
+        name. hint: a readable name (v3: group 3's values; x0, w0, z0, b0: layer 0's
+        inputs, weights, rows and biases; dw0, db0: their gradients)."""
         name = self._view_of.get(expr)
         if name is None:
-            name = self._view_of[expr] = f"r{len(self.views)}"
+            name = self._view_of[expr] = self._name(hint)
             self.views.append((name, expr))
         return name
 
-    def buffer(self, expr: str) -> str:
+    def buffer(self, expr: str, hint: Optional[str] = None) -> str:
         """A per-run scratch array (never shared: two buffers of one shape are two arrays)."""
-        name = f"r{len(self.views)}"
+        name = self._name(hint)
         self.views.append((name, expr))
         return name
 
@@ -134,7 +145,8 @@ class _Writer:
         """An index (slice or array) as source: a slice literal, or a named constant."""
         return _sl(idx) if isinstance(idx, slice) else self.const(idx)
 
-    def matrix(self, buf: str, idx, m: int, n: int) -> tuple[Optional[str], Optional[str]]:
+    def matrix(self, buf: str, idx, m: int, n: int,
+               hint: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
         """A view of buf's flat entries idx as an (m, n) matrix, when they are evenly spaced,
         and None or, when a step is negative (BLAS takes no such matrix: NumPy's own loop is
         several times slower), a contiguous (m, n) buffer to go through; (None, None) when
@@ -144,14 +156,16 @@ class _Writer:
             return None, None
         base, rs, cs = st
         if rs < 0 or cs < 0:
-            return self._view(buf, base, rs, cs, m, n), self.buffer(f"np.empty(({m}, {n}))")
-        return self._view(buf, base, rs, cs, m, n), None
+            view = self._view(buf, base, rs, cs, m, n, None if hint is None else hint + "_rows")
+            return view, self.buffer(f"np.empty(({m}, {n}))", hint)
+        return self._view(buf, base, rs, cs, m, n, hint), None
 
-    def _view(self, buf: str, base: int, rs: int, cs: int, m: int, n: int) -> str:
+    def _view(self, buf: str, base: int, rs: int, cs: int, m: int, n: int,
+              hint: Optional[str]) -> str:
         if m * n == 1:
-            return self.view(f"{buf}[{base}:{base + 1}].reshape(1, 1)")
+            return self.view(f"{buf}[{base}:{base + 1}].reshape(1, 1)", hint)
         return self.view(f"as_strided({buf}[{base}:], ({m}, {n}), ({rs} * {buf}.strides[0], "
-                         f"{cs} * {buf}.strides[0]))")
+                         f"{cs} * {buf}.strides[0]))", hint)
 
 
 class Generated:
@@ -219,7 +233,7 @@ class Generated:
             raise NoVectorForm(op.name)
         args = [self._arg(w, gid, j, b, idx) for j, (b, idx) in enumerate(g.gathers)]
         a = ", ".join(args)
-        dest = w.view(f"{'V' if g.batched else 'S'}[{g.start}:{g.stop}]")
+        dest = w.view(f"{'V' if g.batched else 'S'}[{g.start}:{g.stop}:1]", f"v{gid}")
         w.fwd.append(f"# group {gid}: {op.name} x {len(g.nodes)}")
         if op.bad is not None:
             w.fwd.append(f"if {w.const(op.bad, 'bad')}({a}).any(): raise DomainError")
@@ -263,13 +277,14 @@ class Generated:
     def _dense_forward(self, w: _Writer, gid: int, L) -> None:
         plan = self.plan
         w.fwd.append(f"# group {gid}: layer, ({L.m}, {L.n}) @ ({L.n}, B)")
+        li = L.index
         if isinstance(L.x, slice):
-            X = w.view(f"V[{_sl(L.x)}]")
+            X = w.view(f"V[{_sl(L.x)}]", f"x{li}")
         else:
-            X = w.buffer(f"np.empty(({L.n}, V.shape[1]))")
+            X = w.buffer(f"np.empty(({L.n}, V.shape[1]))", f"x{li}")
             w.fwd.append(f"np.take({w.view('V')}, {w.const(L.x)}, axis=0, out={X}, "
                          "mode='clip')")
-        W, buf = w.matrix("S0", L.w, L.m, L.n)
+        W, buf = w.matrix("S0", L.w, L.m, L.n, f"w{li}")
         if W is None:
             W = "W"
             w.fwd.append(f"W = {w.view('S0')}.take({w.const(L.w)}).reshape({L.m}, {L.n})")
@@ -277,10 +292,10 @@ class Generated:
             w.fwd.append(f"np.copyto({buf}, {W})")
             W = buf
         rg = plan.groups[L.rgid]
-        Z = w.view(f"V[{rg.start}:{rg.stop}]")
+        Z = w.view(f"V[{rg.start}:{rg.stop}:1]", f"z{li}")
         w.fwd.append(f"np.matmul({W}, {X}, out={Z})")
         if L.b is not None:
-            bias = w.view(f"S[{_sl(L.b)}]") if isinstance(L.b, slice) else \
+            bias = w.view(f"S[{_sl(L.b)}]", f"b{li}") if isinstance(L.b, slice) else \
                 f"{w.view('S')}[{w.const(L.b)}]"
             w.fwd.append(f"np.add({Z}, {bias}, out={Z})")
         if L.c is not None:
@@ -369,13 +384,13 @@ class Generated:
         if not any(g.edges):
             return
         gv = f"g{gid}"
-        out = w.view(f"{'V' if g.batched else 'S'}[{g.start}:{g.stop}]")
+        out = w.view(f"{'V' if g.batched else 'S'}[{g.start}:{g.stop}:1]")
         args = [w.view(f"{'V' if b else 'S'}[{_sl(idx)}]") if isinstance(idx, slice) else
                 w.view(f"T[{gid}][{j}]") for j, (b, idx) in enumerate(g.gathers)]
         df = op.vdf or op.df
         fixed: Optional[tuple] = None
         if op is engine.RELU and g.batched:  # the mask out > 0 as the local derivative
-            M = w.buffer(f"np.empty(V[{g.start}:{g.stop}].shape, dtype=bool)")
+            M = w.buffer(f"np.empty(V[{g.start}:{g.stop}:1].shape, dtype=bool)", f"mask{gid}")
             w.bwd.append(f"np.greater({out}, 0.0, out={M})")
             for edges in g.edges:
                 self._edges(w, edges, M, "array", gv)
@@ -429,7 +444,8 @@ class Generated:
             if len(a) == size and np.array_equal(np.sort(a), np.arange(size)):
                 flat = np.empty(size, dtype=np.intp)
                 flat[a] = d
-                view, buf = w.matrix("P1", flat, size // cols, cols)
+                view, buf = w.matrix("P1", flat, size // cols, cols,
+                                     f"d{part}{L.index}")
             if view is None:
                 w.bwd.append(f"{w.view('P1')}[{w.index(dest)}] = "
                              f"({prod}).reshape(-1)[{w.index(at)}]")

@@ -43,6 +43,7 @@ class _LayerRun:
 
     def __init__(self, fused: Fused, li: int):
         plan = fused.plan
+        self.index = li
         L = fused.layers[li]
         m, n = L.shape
         self.gid, self.rgid = fused.dense_gid[li], fused.row_gid[li]

@@ -117,7 +117,7 @@ class NumpyRunner:
             S[:plan.n_state, 0] = state
         with np.errstate(all="ignore"), engine.exact_math(self.exact):
             self._forward_groups(run)
-            if not (np.isfinite(V.sum()) and np.isfinite(S.sum())):
+            if not np.isfinite(V.sum() + S.sum()):  # any inf or nan (or an overflow: looked at)
                 self._check_finite(run)
         run.single = single
         self._threads.last = run

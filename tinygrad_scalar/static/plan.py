@@ -218,6 +218,8 @@ class Plan:
                         if mask.any():
                             zero.append((pg, d[mask]))
                 out.append(zero)
+        if all(d is None for d in out):  # the unseeded outputs are on seeded paths anyway
+            out = None
         self._dead_cache[seeded] = out
         return out
 
