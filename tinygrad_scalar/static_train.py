@@ -305,12 +305,12 @@ class CompiledStep:
         seed = 1.0 / B if B > 1 else 1.0
         # the scores (the second output) are left out: they only report, and add nothing
         grads = prog.backward((seed, None), write=False).params
-        if self.alpha:
-            grads = grads + 2.0 * (P * self.alpha)
+        if self.alpha:  # 2 * (alpha * p): scaling by 2 is exact, so the same bits
+            grads += P * (2.0 * self.alpha)
         if self._array_step:
             new = opt.step_array(P, grads)  # raises before anything changed, or steps
             if self._keeping:
-                self._held = np.concatenate([new, state[n:]])
+                self._held = new if len(state) == n else np.concatenate([new, state[n:]])
                 self._held_grad = grads
             else:  # one pass writes .grad and .data (zero_grad, the .grad loop and step's)
                 for p, g, d in zip(self.params, grads.tolist(), new.tolist()):

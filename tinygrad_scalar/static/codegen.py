@@ -224,7 +224,7 @@ class Generated:
         if isinstance(idx, slice):
             return w.view(f"{src}[{_sl(idx)}]")
         buf = w.view(f"T[{gid}][{j}]")
-        w.fwd.append(f"np.take({w.view(src)}, {w.const(idx)}, axis=0, out={buf}, mode='clip')")
+        w.fwd.append(f"{w.view(src)}.take({w.const(idx)}, 0, {buf}, 'clip')")
         return buf
 
     def _forward(self, w: _Writer, gid: int, g) -> None:
@@ -240,7 +240,7 @@ class Generated:
         ufunc = IN_PLACE.get(op)
         stacked = self._stacked(w, g) if op is engine.SUM else None
         if stacked is not None:  # the terms are evenly spaced rows: one reduction
-            w.fwd.append(f"np.sum({stacked}, axis=0, out={dest})")
+            w.fwd.append(f"np.add.reduce({stacked}, 0, out={dest})")
         elif ufunc is not None:
             w.fwd.append(f"np.{ufunc.__name__}({a}, out={dest})")
         elif op is engine.RELU:
@@ -282,14 +282,13 @@ class Generated:
             X = w.view(f"V[{_sl(L.x)}]", f"x{li}")
         else:
             X = w.buffer(f"np.empty(({L.n}, V.shape[1]))", f"x{li}")
-            w.fwd.append(f"np.take({w.view('V')}, {w.const(L.x)}, axis=0, out={X}, "
-                         "mode='clip')")
+            w.fwd.append(f"{w.view('V')}.take({w.const(L.x)}, 0, {X}, 'clip')")
         W, buf = w.matrix("S0", L.w, L.m, L.n, f"w{li}")
         if W is None:
             W = "W"
             w.fwd.append(f"W = {w.view('S0')}.take({w.const(L.w)}).reshape({L.m}, {L.n})")
         elif buf is not None:
-            w.fwd.append(f"np.copyto({buf}, {W})")
+            w.fwd.append(f"{buf}[...] = {W}")
             W = buf
         rg = plan.groups[L.rgid]
         Z = w.view(f"V[{rg.start}:{rg.stop}:1]", f"z{li}")
@@ -309,7 +308,7 @@ class Generated:
         fan = self.plan.fan[gid]
         if fan > 2:  # one reduction over the slots, not fan - 1 additions
             acc = w.buffer(f"np.empty(Gb[{gid}].shape[1:])")
-            w.bwd.append(f"g{gid} = np.sum({w.view(f'Gb[{gid}]')}, axis=0, out={acc})")
+            w.bwd.append(f"g{gid} = np.add.reduce({w.view(f'Gb[{gid}]')}, 0, out={acc})")
             return
         w.bwd.append(f"g{gid} = {g0}")
         if fan == 2:
@@ -339,7 +338,7 @@ class Generated:
                 if k - i >= 2:
                     start, stop = items[i][0], items[k - 1][0] + step
                     T = w.view(f"Gf[{pg}][{start}:{stop}:{step}]")
-                    w.bwd.append(f"np.copyto({T}, {gv})")
+                    w.bwd.append(f"{T}[...] = {gv}")
                     done.update((j, e) for _, j, e in items[i:k])
                     i = k
                 else:
@@ -356,7 +355,7 @@ class Generated:
         if sel is None and isinstance(dest, slice):
             T = w.view(f"Gf[{pg}][{_sl(dest)}]")
             if kind == "one":
-                return [f"np.copyto({T}, {g})"]
+                return [f"{T}[...] = {g}"]
             if kind == "minus":
                 return [f"np.negative({g}, out={T})"]
             return [f"np.multiply({loc}, {g}, out={T})"]
@@ -452,6 +451,6 @@ class Generated:
             elif part == "w":
                 w.bwd.append(f"np.matmul({gZ}, X.T, out={buf or view})")
                 if buf is not None:
-                    w.bwd.append(f"np.copyto({view}, {buf})")
+                    w.bwd.append(f"{view}[...] = {buf}")
             else:
-                w.bwd.append(f"np.sum({gZ}, axis=1, out={view}[:, 0])")
+                w.bwd.append(f"np.add.reduce({gZ}, 1, out={view}[:, 0])")

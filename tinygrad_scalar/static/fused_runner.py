@@ -123,8 +123,8 @@ class _DenseRunner(NumpyRunner):
                 getattr(self._threads, "interpret", False):
             return super()._backward_groups(run, flats, inputs, per_example, dead)
         code.backward(run.views, run.cache, inputs)
-        if not (np.isfinite(run.pbuf[0].sum()) and (
-                not inputs or np.isfinite(run.gbuf[self.plan.INPUTS][0].sum()))):
+        if not (np.isfinite(np.add.reduce(run.pbuf[0], None)) and (
+                not inputs or np.isfinite(np.add.reduce(run.gbuf[self.plan.INPUTS][0], None)))):
             raise _NotFinite  # maybe 0 * inf where relu passes 0: interpret (backward)
 
     def backward(self, run, seeds: list, inputs: bool, per_example: bool):

@@ -117,7 +117,8 @@ class NumpyRunner:
             S[:plan.n_state, 0] = state
         with np.errstate(all="ignore"), engine.exact_math(self.exact):
             self._forward_groups(run)
-            if not np.isfinite(V.sum() + S.sum()):  # any inf or nan (or an overflow: looked at)
+            # any inf or nan (or a sum that overflows: then looked at closer)
+            if not np.isfinite(np.add.reduce(V, None) + np.add.reduce(S, None)):
                 self._check_finite(run)
         run.single = single
         self._threads.last = run
