@@ -130,11 +130,15 @@ def float_lift(name: str, args: list) -> float:
 def _torch_table(torch) -> dict:
     def total(*xs):
         return torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in xs]).sum()
+
+    def largest(*xs):  # the first of equal ones, as torch.argmax picks it
+        s = torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in xs])
+        return s[torch.argmax(s)]
     return {
         "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
         "pow": operator.pow, "neg": operator.neg, "abs": torch.abs, "relu": torch.relu,
         "tanh": torch.tanh, "sigmoid": torch.sigmoid, "exp": torch.exp, "log": torch.log,
-        "sqrt": torch.sqrt, "sin": torch.sin, "cos": torch.cos, "sum": total,
+        "sqrt": torch.sqrt, "sin": torch.sin, "cos": torch.cos, "sum": total, "max": largest,
     }
 
 

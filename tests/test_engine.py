@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from tinygrad_scalar import Value, no_grad
 from tinygrad_scalar.engine import OPS, is_grad_enabled, topological_order
@@ -455,8 +456,41 @@ def test_random_dags_match_pytorch_float64(g):
         assert gr == pytest.approx(tg, rel=1e-10, abs=1e-12)
 
 
+def test_n_ary_max():
+    # the largest input, the first of equal ones; the gradient to that one alone
+    a, b, c = Value(1.0), Value(3.0), Value(3.0)
+    m = Value.max([a, b, c, 2.0])
+    assert m.op.name == "max" and m.data == 3.0
+    (m * 2.0).backward()
+    assert (a.grad, b.grad, c.grad) == (0.0, 2.0, 0.0)
+    assert [d for _, d in m.edges()][:3] == [0.0, 1.0, 0.0]
+    assert Value.max([Value(-1.0), Value(math.nan), Value(5.0)]).data != \
+        Value.max([Value(-1.0), Value(math.nan), Value(5.0)]).data  # nan: as torch.max
+    z = Value.max([Value(-0.0), Value(0.0)])
+    assert math.copysign(1.0, z.data) == -1.0  # equal: the first
+    assert Value.max(v for v in [Value(2.0)]).data == 2.0
+    with pytest.raises(TypeError, match="at least one"):
+        Value.max([])
+    with pytest.raises(TypeError, match="Value.max needs an iterable"):
+        Value.max(3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hst.lists(hst.floats(-1e6, 1e6), min_size=1, max_size=8))
+def test_n_ary_max_matches_pytorch(xs):
+    torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    vs = [Value(x) for x in xs]
+    m = Value.max(vs)
+    m.backward()
+    ts = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    i = int(torch.argmax(ts))  # torch's argmax: the first of equal ones
+    ts[i].backward()
+    assert m.data == float(ts[i].detach())
+    assert [v.grad for v in vs] == ts.grad.tolist()
+
+
 def test_every_builtin_op_is_in_the_table_and_tested():
-    tested = set(UNARY) | set(BINARY) | {"sum"}
+    tested = set(UNARY) | set(BINARY) | {"sum", "max"}
     assert set(OPS) >= tested
     from tinygrad_scalar.engine import BUILTINS  # the live table's built-ins, not a copy
     assert set(BUILTINS) <= tested

@@ -150,7 +150,8 @@ SAMPLES = {"add": lambda a, c: a + c, "sub": lambda a, c: a - c, "mul": lambda a
            "tanh": lambda a, c: a.tanh(), "sigmoid": lambda a, c: a.sigmoid(),
            "exp": lambda a, c: a.exp(), "log": lambda a, c: a.log(),
            "sqrt": lambda a, c: a.sqrt(), "sin": lambda a, c: a.sin(),
-           "cos": lambda a, c: a.cos(), "sum": lambda a, c: Value.sum([a, c, a])}
+           "cos": lambda a, c: a.cos(), "sum": lambda a, c: Value.sum([a, c, a]),
+           "max": lambda a, c: Value.max([a, c, a])}
 
 
 def test_every_builtin_operation_has_a_vector_form_and_replays_like_the_engine():

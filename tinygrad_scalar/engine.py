@@ -420,6 +420,49 @@ def _sum_v(*xs):
     return _SUM_ELEMENTWISE(*xs)
 
 
+def _max_f(*xs):
+    """The largest input, the first of equal ones; nan when any input is nan (as torch.max)."""
+    m = xs[0]
+    for x in xs[1:]:
+        if x > m or x != x:
+            m = x
+    return m
+
+
+def _max_df(*xs):
+    """1 along the edge of the input max picked (the first of equal ones), 0 along the others;
+    nan along every edge when the result is nan."""
+    out = _num(xs[-1])
+    if out != out:
+        return (math.nan,) * (len(xs) - 1)
+    locs, hit = [], False
+    for a in xs[:-1]:
+        if not hit and _num(a) == out:
+            locs.append(1.0)
+            hit = True
+        else:
+            locs.append(0.0)
+    return tuple(locs)
+
+
+def _max_v(*xs):
+    m = xs[0] + 0.0  # a fresh array
+    for x in xs[1:]:
+        m = where((x > m) | (x != x), x, m)
+    return m
+
+
+def _max_vdf(*xs):
+    out = xs[-1]
+    nan = out != out
+    locs, free = [], None
+    for a in xs[:-1]:
+        hit = a == out if free is None else (a == out) & free
+        free = _not(hit) if free is None else free & _not(hit)
+        locs.append(where(nan, math.nan, where(hit, 1.0, 0.0)))
+    return tuple(locs)
+
+
 def _relu(a):
     return 0.0 if a <= 0.0 else a  # relu(nan) is nan
 
@@ -504,6 +547,7 @@ SIN = _register(Op("sin", "sin", 1, math.sin, lambda a, out: (cos(a),), _check_f
 COS = _register(Op("cos", "cos", 1, math.cos, lambda a, out: (-sin(a),), _check_finite("cos"),
                    vf=cos, bad=_not_finite))
 SUM = _register(Op("sum", "sum", -1, _sum_f, lambda *xs: _ones(len(xs) - 1), vf=_sum_v))
+MAX = _register(Op("max", "max", -1, _max_f, _max_df, vf=_max_v, vdf=_max_vdf))
 #: the names of the built-in operations (what OPS held before any define_op)
 BUILTINS: tuple = tuple(OPS)
 
@@ -777,6 +821,20 @@ class Value:
                                 f"{type(values).__name__}: {_short(values)}") from None
         v = _sum_of_values(values) if values else None
         return apply(SUM, *values) if v is None else v
+
+    @staticmethod
+    def max(values: Iterable) -> "Value":
+        """One n-ary max node: the largest of the values (the first of equal ones; nan when one
+        is nan). Its gradient goes to that input alone (local derivative 1, the others 0), as
+        torch.max along a dimension. Unlike Python's max(), it compares nothing in Python, so a
+        traced graph (static.trace) can take it: the branch-free maximum."""
+        if type(values) is not tuple:
+            try:
+                values = tuple(values)
+            except TypeError:
+                raise TypeError(f"Value.max needs an iterable of Values or numbers, got "
+                                f"{type(values).__name__}: {_short(values)}") from None
+        return apply(MAX, *values)
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
     # (something that is not a number: NotImplemented, so Python's error names Value, not float)

@@ -11,8 +11,8 @@ object per node and example.
 The per-example losses here are written *branch-free*, because a static graph cannot follow
 Python `if`s on data: the engine's losses shift by the largest logit's `.data` (a constant
 chosen per example) and branch on a logit's sign; the static versions compute the shift inside
-the graph with relu (max(a, b) = a + relu(b - a)), which is just as stable and has the same
-gradient (the shift's own gradient cancels exactly in log-sum-exp).
+the graph (relu for the hinge; for the softmax shift one n-ary `Value.max` node), which is just
+as stable and has the same gradient (the shift's own gradient cancels exactly in log-sum-exp).
 """
 from __future__ import annotations
 
@@ -66,18 +66,13 @@ def static_bce(outputs: list, targets: list) -> Value:
 
 
 def static_cross_entropy(outputs: list, targets: list) -> Value:
-    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t: the shift m = max(z) is computed in the
-    graph (max(a, b) = a + relu(b - a)), so every exp argument is <= 0 for every example. The
-    maxima pair up as a tournament, ceil(log2 k) rounds deep rather than a chain of k - 1: the
-    replay runs one vectorised group per round and operation, whatever k."""
+    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t: the shift m = max(z) is one n-ary max
+    node in the graph (Value.max, which compares nothing in Python), so every exp argument is
+    <= 0 for every example; the shift's own gradient cancels in log-sum-exp."""
     if len(targets) != len(outputs):
         raise TraceError(f"cross_entropy: {len(outputs)} logits but {len(targets)} one-hot "
                          "target entries")
-    round_ = list(outputs)
-    while len(round_) > 1:
-        pairs = [a + (b - a).relu() for a, b in zip(round_[0::2], round_[1::2])]
-        round_ = pairs + round_[len(pairs) * 2:]
-    m = round_[0]
+    m = outputs[0] if len(outputs) == 1 else Value.max(outputs)
     lse = m + _vsum([(z - m).exp() for z in outputs]).log()
     return lse - _vsum([t * z for t, z in zip(targets, outputs)])
 
@@ -125,15 +120,15 @@ def _targets_onehot(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _acc_sign(scores: np.ndarray, y: np.ndarray) -> float:
-    return np.count_nonzero((scores[:, 0] > 0) == (y > 0)) / len(y)
+    return int(np.count_nonzero((scores[:, 0] > 0) == (y > 0))) / len(y)
 
 
 def _acc_logit(scores: np.ndarray, y: np.ndarray) -> float:
-    return np.count_nonzero((scores[:, 0] > 0) == (y >= 0.5)) / len(y)
+    return int(np.count_nonzero((scores[:, 0] > 0) == (y >= 0.5))) / len(y)
 
 
 def _acc_argmax(scores: np.ndarray, y: np.ndarray) -> float:
-    return np.count_nonzero(np.argmax(scores, axis=1) == y) / len(y)
+    return int(np.count_nonzero(np.argmax(scores, axis=1) == y)) / len(y)
 
 
 _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),

@@ -412,7 +412,9 @@ except TraceError as e:
 # it. The cure is to write such parts **branch-free**, with operations that decide per
 # element inside the graph. The engine's stable cross-entropy (notebook 5) subtracts the
 # largest logit found by a `max` over `.data`, for instance, so the compiled training
-# step uses a branch-free version built on the identity below.
+# step uses a branch-free version: one n-ary `Value.max` node, which picks the largest
+# input per example inside the graph (its gradient goes to that input). You can build the
+# two-input case yourself from the identity below.
 #
 # ### Exercise 3: a branch-free maximum
 #
@@ -453,8 +455,11 @@ print(fused.summary())
 # The compiler then writes the plan out as Python, once: a line or two of NumPy per group,
 # with every row range and view of the buffers bound in advance, so a step runs only the
 # calls (the interpreting loop over groups cost more than the arithmetic at these sizes).
-# `source()` shows that code. Here is the forward sweep: the three layers as `np.matmul`,
-# the relus as `np.maximum`, then the hinge.
+# `source()` shows that code. Here is the forward sweep: the three layers as `np.matmul`
+# (`x0`, `w0`, `z0`, `b0`: layer 0's inputs, weights, results and biases; the weights are
+# first copied out of the parameter vector into one matrix), the relus as `np.maximum`
+# (`v2`: the values of group 2), then the hinge, $\max(0, 1 - y \cdot \text{score})$, with
+# the label `input8_0` fed per example. `C[k]` keeps what the backward sweep reads.
 
 # %%
 code = fused.source()

@@ -63,6 +63,9 @@ def _probe_maximum() -> bool:
 
 _MAXIMUM_IS_RELU = _probe_maximum()
 
+#: the n-ary ops whose terms, when they are evenly spaced rows, reduce in one call
+_REDUCE = {engine.SUM: "add", engine.MAX: "maximum"}
+
 
 def _sl(s: slice) -> str:
     """A slice as source, one spelling per slice (so one view gets one name)."""
@@ -128,7 +131,8 @@ class _Writer:
     def view(self, expr: str, hint: Optional[str] = None) -> str:
         """The name of a view (or array) bound once per run; the same expression, the same
         name. hint: a readable name (v3: group 3's values; x0, w0, z0, b0: layer 0's
-        inputs, weights, rows and biases; dw0, db0: their gradients)."""
+        inputs, weights, rows and biases; dw0, db0: their gradients; input8_0, param8_0,
+        const8_0: argument 0 of group 8 when it is fed, a parameter or a constant)."""
         name = self._view_of.get(expr)
         if name is None:
             name = self._view_of[expr] = self._name(hint)
@@ -219,11 +223,25 @@ class Generated:
                            run.gbuf, run.flat, run.take)
 
     # -- forward ---------------------------------------------------------------------------
+    def _kind(self, b: bool, idx) -> str:
+        """What rows idx of V (b) or S hold, for a readable name: fed inputs, parameters,
+        constants, or computed values."""
+        plan = self.plan
+        rows = _positions(idx)
+        if b:
+            return "input" if rows.max() < plan.tape.n_input_leaves else "t"
+        if rows.max() < len(plan.tape.params):
+            return "param"
+        if plan.n_state <= rows.min() and rows.max() < plan.n_state + len(plan.const_values):
+            return "const"
+        return "t"
+
     def _arg(self, w: _Writer, gid: int, j: int, b: bool, idx) -> str:
         src = "V" if b else "S"
+        hint = f"{self._kind(b, idx)}{gid}_{j}"
         if isinstance(idx, slice):
-            return w.view(f"{src}[{_sl(idx)}]")
-        buf = w.view(f"T[{gid}][{j}]")
+            return w.view(f"{src}[{_sl(idx)}]", hint)
+        buf = w.view(f"T[{gid}][{j}]", hint)
         w.fwd.append(f"{w.view(src)}.take({w.const(idx)}, 0, {buf}, 'clip')")
         return buf
 
@@ -238,9 +256,10 @@ class Generated:
         if op.bad is not None:
             w.fwd.append(f"if {w.const(op.bad, 'bad')}({a}).any(): raise DomainError")
         ufunc = IN_PLACE.get(op)
-        stacked = self._stacked(w, g) if op is engine.SUM else None
+        reduce = _REDUCE.get(op)
+        stacked = self._stacked(w, g) if reduce is not None else None
         if stacked is not None:  # the terms are evenly spaced rows: one reduction
-            w.fwd.append(f"np.add.reduce({stacked}, 0, out={dest})")
+            w.fwd.append(f"np.{reduce}.reduce({stacked}, 0, out={dest})")
         elif ufunc is not None:
             w.fwd.append(f"np.{ufunc.__name__}({a}, out={dest})")
         elif op is engine.RELU:
@@ -273,6 +292,31 @@ class Generated:
         src = "V" if kinds.pop() else "S"
         return w.view(f"as_strided({src}[{starts[0]}:], ({k}, {n}, {src}.shape[1]), "
                       f"({D} * {src}.strides[0], {st} * {src}.strides[0], {src}.strides[1]))")
+
+    def _stacked_dest(self, w: _Writer, g) -> Optional[str]:
+        """The gradient destinations of a group's k inputs as one (k, rows, B) view, when each
+        input has one edge, all into one group's buffer, as evenly spaced slices of equal
+        length and step; else None."""
+        plan = self.plan
+        edges = [e[0] for e in g.edges if len(e) == 1]
+        if len(edges) != len(g.edges) or len(edges) < 2:
+            return None
+        pgs = {pg for pg, _, _ in edges}
+        if len(pgs) != 1 or any(sel is not None or not isinstance(d, slice)
+                                for _, sel, d in edges):
+            return None
+        pg = pgs.pop()
+        if pg in (plan.INPUTS, plan.PARAMS):
+            return None
+        step = {d.step or 1 for _, _, d in edges}
+        starts = [d.start for _, _, d in edges]
+        D = starts[1] - starts[0]
+        if len(step) != 1 or any(b - a != D for a, b in zip(starts, starts[1:])):
+            return None
+        st, n, k = step.pop(), len(g.nodes), len(edges)
+        F = f"Gf[{pg}]"
+        return w.view(f"as_strided({F}[{starts[0]}:], ({k}, {n}, {F}.shape[1]), "
+                      f"({D} * {F}.strides[0], {st} * {F}.strides[0], {F}.strides[1]))")
 
     def _dense_forward(self, w: _Writer, gid: int, L) -> None:
         plan = self.plan
@@ -388,6 +432,24 @@ class Generated:
                 w.view(f"T[{gid}][{j}]") for j, (b, idx) in enumerate(g.gathers)]
         df = op.vdf or op.df
         fixed: Optional[tuple] = None
+        stacked = self._stacked(w, g) if op is engine.MAX else None
+        if stacked is not None:  # max: 1 along the first largest input, as argmax picks it
+            src = "V" if g.batched else "S"
+            at = w.buffer(f"np.empty({src}[{g.start}:{g.stop}:1].shape, dtype=np.intp)",
+                          f"argmax{gid}")
+            w.bwd.append(f"{stacked}.argmax(0, out={at})")
+            into = self._stacked_dest(w, g)
+            if into is not None:  # every input's gradient in one buffer: one product
+                k = len(g.gathers)
+                hot = w.buffer(f"np.empty(({k},) + {at}_shape, dtype=bool)".replace(
+                    f"{at}_shape", f"{src}[{g.start}:{g.stop}:1].shape"), f"onehot{gid}")
+                ks = w.const(np.arange(k).reshape(k, 1, 1), "k")
+                w.bwd.append(f"np.equal({ks}, {at}, out={hot})")
+                w.bwd.append(f"np.multiply({hot}, {gv}, out={into})")
+                return
+            for j, edges in enumerate(g.edges):
+                self._edges(w, edges, f"(({at} == {j}) * 1.0)", "array", gv)
+            return
         if op is engine.RELU and g.batched:  # the mask out > 0 as the local derivative
             M = w.buffer(f"np.empty(V[{g.start}:{g.stop}:1].shape, dtype=bool)", f"mask{gid}")
             w.bwd.append(f"np.greater({out}, 0.0, out={M})")

@@ -278,7 +278,8 @@ def _branch_error(v: Value, other, what: str, name: str) -> TraceError:
         f"while tracing, {shown} compares a Value that depends on the traced input {name!r}: "
         "a Python if, max, min or sort on it would take one branch now and freeze it into the "
         "program, wrong for examples on the other side (jax.jit refuses this too). Write it "
-        "branch-free: max(x, 0) is x.relu(), max(a, b) is a + (b - a).relu(), |x| is abs(x); "
+        "branch-free: max(x, 0) is x.relu(), max(a, b, ...) is Value.max([a, b, ...]), "
+        "|x| is abs(x); "
         "'f(x) if x > 0 else g(x)' with f(0) = g(0) = 0 is f(x.relu()) + g(x - x.relu()). "
         "Comparisons on parameters and constants alone are fine")
 

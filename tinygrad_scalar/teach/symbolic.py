@@ -49,6 +49,7 @@ def _op_rules(sp) -> dict:
         "abs": sp.Abs, "relu": lambda a: sp.Max(0, a), "tanh": sp.tanh,
         "sigmoid": lambda a: 1 / (1 + sp.exp(-a)), "exp": sp.exp, "log": sp.log,
         "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "sum": lambda *xs: sp.Add(*xs),
+        "max": lambda *xs: sp.Max(*xs),
     }
 
 
