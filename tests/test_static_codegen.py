@@ -299,3 +299,41 @@ def test_an_optimizer_with_its_own_step_steps_the_values():
             assert sa(X, y) == sb(X, y)
     assert calls == [0, 1, 2]
     assert [p.data for p in ma.parameters()] == [p.data for p in mb.parameters()]
+
+
+def test_max_in_generated_code_ties_params_and_constants():
+    # max over a layer's rows (stacked: one reduction, one argmax), with a tie (the same row
+    # twice: the first gets the gradient), and over parameters and a constant (per edge)
+    w = [Value(0.5, "w0"), Value(-1.5, "w1"), Value(2.0, "w2"), Value(0.25, "w3")]
+    p = [Value(0.3, "p0"), Value(-0.7, "p1")]
+
+    def f(x):
+        z0 = w[0] * x[0] + w[1] * x[1]
+        z1 = w[2] * x[0] + w[3] * x[1]
+        return [Value.max([z0, z1, z0]), Value.max([z1, p[0], 0.1]) * Value.max([p[0], p[1]])]
+
+    xs = [Value(0.0), Value(0.0)]
+    prog = Program.from_graph(f(xs), [xs], w + p, exact=False)
+    assert prog.fused is not None and "np.maximum.reduce(" in prog.source()
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 2.0], [0.5, 0.5], [0.0, 0.0]])
+    agree(prog, interpreted(prog), X, 2)
+    prog(X)
+    g = prog.backward([1.0, 1.0], write=False, inputs=True, per_example=True)
+    for b, row in enumerate(X):
+        leaves = [Value(float(v)) for v in row]
+        for q in w + p:
+            q.grad = 0.0
+        Value.sum(f(leaves)).backward()
+        close(g.inputs[0][b], [v.grad for v in leaves], "inputs")
+        close(g.per_example[b], [q.grad for q in w + p], "params")
+
+
+def test_fit_exact_false_needs_compiled():
+    X, y = _moons(10)
+    model = MLP(2, [3, 1], seed=0)
+    with pytest.raises(TypeError, match="pass compiled=True too"):
+        fit(model, X.tolist(), y.tolist(), "hinge", optim.SGD(model.parameters(), lr=0.1),
+            epochs=1, exact=False, quiet=True)
+    with pytest.raises(TypeError, match="exact must be True or False"):
+        fit(model, X.tolist(), y.tolist(), "hinge", optim.SGD(model.parameters(), lr=0.1),
+            epochs=1, compiled=True, exact=0, quiet=True)

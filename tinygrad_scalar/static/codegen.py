@@ -10,8 +10,10 @@ matrix products it became.
 
 What runs is the op table's: each group's value form (`Op.vf`, or the in-place ufunc of
 numpy_backend.IN_PLACE), domain predicate (`Op.bad`) and derivative (`Op.vdf or Op.df`; a
-derivative that is the same constants whatever its inputs, like add's (1, 1), is asked once at
-generation and written in). Lowered by hand, as one-line lowerings of this backend: relu
+derivative of add, sub, neg and sum, the same numbers whatever the inputs, is asked once at
+generation and written in). Lowered by hand, as one-line lowerings of this backend: a sum or
+max whose terms are evenly spaced rows as one reduction (max's backward as argmax, which
+picks the first of equal ones as the engine's rule does), relu
 forward as `maximum` (then `+ 0.0`, so -0.0 becomes 0.0 as the engine's relu, unless a probe at
 import finds that NumPy's maximum already gives +0.0 there and keeps nan), and backward as
 the mask `out > 0` times the gradient: this code runs only after a forward whose values are
@@ -92,13 +94,18 @@ def _positions(idx) -> np.ndarray:
     return np.arange(idx.start + 1 if step < 0 else idx.stop, dtype=np.intp)[idx]
 
 
-def _constant_locals(df, arity: int) -> Optional[tuple]:
-    """The local derivatives when they are constants whatever the inputs (add's (1.0, 1.0)),
-    asked of the rule itself; else None."""
-    try:
-        locs = df(*([None] * (arity + 1)))
-    except Exception:
+#: the ops whose local derivatives are the same numbers whatever the inputs (a sum's 1s, a
+#: difference's 1 and -1): a property no probe of the rule can prove (max's rule, asked at
+#: placeholder inputs, also answers with numbers), so it is listed here, per op
+_CONSTANT_LOCALS = frozenset({engine.ADD, engine.SUB, engine.NEG, engine.SUM})
+
+
+def _constant_locals(op, arity: int) -> Optional[tuple]:
+    """The local derivatives of an op listed in _CONSTANT_LOCALS, asked of its rule once (add's
+    (1.0, 1.0)); None for every other op (its rule runs at every step)."""
+    if op not in _CONSTANT_LOCALS:
         return None
+    locs = op.df(*([None] * (arity + 1)))
     if isinstance(locs, tuple) and len(locs) == arity and all(type(v) is float for v in locs):
         return locs
     return None
@@ -460,7 +467,7 @@ class Generated:
             w.bwd.append(f"{gv} = np.where({out} > 0.0, {gv}, 0.0)")
             fixed = (1.0,)
         else:
-            fixed = _constant_locals(df, g.arity)
+            fixed = _constant_locals(op, g.arity)
             if fixed is None:
                 w.bwd.append(f"l{gid} = {w.const(df, 'df')}({', '.join(args + [out])})")
         done = set() if fixed is None else self._copies(w, g, fixed, gv)
