@@ -80,12 +80,24 @@ def compare_with_engine(build, n_in, params, X, allow_unused=True, exact=True):
     seeds = [1.0] * len(outs)
     g = prog.backward(seeds, inputs=True, per_example=True, write=False)
     gr = prog.backward(seeds, write=False)  # reduced where made: the same sums
-    tol = RTOL if exact else 1e-9
+    # exact: entry by entry, to RTOL. Fused (exact=False): matrix products add in their own
+    # order, so an entry that nearly cancels (1e-7 beside 1.2) can differ by more than 1e-9 of
+    # itself; to 1e-12 of the array's largest entry, as docs/static.md says
+    def err(a, b):
+        if exact:
+            return rel_err(a, b)
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        if np.array_equal(a, b, equal_nan=True):
+            return 0.0
+        scale = max(float(np.max(np.abs(b), initial=0.0)), np.finfo(float).tiny)
+        return float(np.max(np.abs(a - b))) / scale
+
+    tol = RTOL
     for b in range(len(X)):
-        assert rel_err(got[b], per[b][0]) <= tol, ("outputs", b, got[b], per[b][0])
-        assert rel_err(g.inputs[0][b], per[b][1]) <= tol, ("inputs", b)
+        assert err(got[b], per[b][0]) <= tol, ("outputs", b, got[b], per[b][0])
+        assert err(g.inputs[0][b], per[b][1]) <= tol, ("inputs", b)
         if params:
-            assert rel_err(g.per_example[b], per[b][2]) <= tol, ("params", b)
+            assert err(g.per_example[b], per[b][2]) <= tol, ("params", b)
     if params and exact:
         assert_batch_sum(g.params, [p[2] for p in per])
         assert_batch_sum(gr.params, [p[2] for p in per])

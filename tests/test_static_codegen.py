@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -337,3 +338,96 @@ def test_fit_exact_false_needs_compiled():
     with pytest.raises(TypeError, match="exact must be True or False"):
         fit(model, X.tolist(), y.tolist(), "hinge", optim.SGD(model.parameters(), lr=0.1),
             epochs=1, compiled=True, exact=0, quiet=True)
+
+
+# -- found by a review: each failed before its fix --------------------------------------------
+
+def test_unseeded_output_with_rows_in_descending_order():
+    # a tanh group whose rows read the products in reverse: destinations like slice(1, None, -1)
+    x0, x1, w = Value(0.0, "x0"), Value(0.0, "x1"), Value(0.5, "w")
+    u0, u1 = x0 * w, x1 * w
+    t1, t0 = u1.tanh(), u0.tanh()
+    for exact in (True, False):
+        prog = Program.from_graph([t1, t0], [[x0, x1]], [w], exact=exact)
+        prog(np.array([[1.0, 2.0]]))
+        got = prog.backward([1.0, None], write=False).params
+        assert got[0] == pytest.approx(2.0 * (1.0 - math.tanh(1.0) ** 2))
+
+
+def test_step_array_when_only_the_sum_overflows():
+    ps, qs = [Value(0.0) for _ in range(100)], [Value(0.0) for _ in range(100)]
+    a, b = optim.Adam(ps, lr=0.01), optim.Adam(qs, lr=0.01)
+    for p in ps:
+        p.grad = 1e155  # v = 1e307 per entry: every entry finite, their sum is not
+    a.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no NumPy overflow warning
+        new = b.step_array(np.zeros(100), np.full(100, 1e155))
+    assert new.tolist() == [p.data for p in ps]
+
+
+def test_a_failed_compiled_step_leaves_its_gradients_as_trainstep_does():
+    from tinygrad_scalar.train import TrainStep
+    X, y = _moons(16)
+    grads = {}
+    for kind in ("engine", "compiled", "kept"):
+        m = MLP(2, [8, 1], "relu", seed=3)
+        ps = m.parameters()
+        ps[2].data = -100.0  # a dead unit: gradient 0, and with eps=0 Adam divides by 0
+        opt = optim.Adam(ps, lr=0.01, eps=0.0)
+        step = TrainStep(m, "hinge", opt) if kind == "engine" else CompiledStep(m, "hinge", opt)
+        with pytest.raises(FloatingPointError, match="eps=0"):
+            if kind == "kept":
+                with step.keep_arrays():
+                    step(X, y)
+            else:
+                step(X.tolist() if kind == "engine" else X, y.tolist())
+        assert [p.data for p in ps][3:] == [p.data for p in MLP(2, [8, 1], "relu",
+                                                                  seed=3).parameters()][3:]
+        grads[kind] = [p.grad for p in ps]
+    np.testing.assert_allclose(grads["compiled"], grads["engine"], rtol=1e-12, atol=1e-15)
+    assert grads["kept"] == grads["compiled"]
+
+
+def test_max_passes_nothing_along_edges_it_did_not_pick_under_an_inf_gradient():
+    # sqrt(max(z, 0)) at z < 0: sqrt'(0) = inf reaches max; z was not picked: 0, as torch.max
+    from tinygrad_scalar.engine import reverse_sweep, topological_order
+    x = Value(-1.0)
+    y = Value.max([x, 0.0]).sqrt()
+    y.backward()
+    assert x.grad == 0.0
+    order = topological_order(y)
+    assert reverse_sweep(order, {y: 1.0})[x] == 0.0
+    y2 = Value.max([x, Value(0.0)])
+    y2.grad = math.inf
+    y2.backward_step()
+    assert x.grad == 0.0
+    w = [Value(1.0), Value(-1.0)]
+
+    def h(v):
+        return [Value.max([w[0] * v[0] + w[1] * v[1], 0.0]).sqrt()]
+
+    xs = [Value(0.0), Value(0.0)]
+    X = np.array([[-1.0, 1.0], [2.0, 1.0]])
+    for exact in (True, False):
+        prog = Program.from_graph(h(xs), [xs], w, exact=exact)
+        prog(X)
+        g = prog.backward(write=False, inputs=True)
+        assert not np.isnan(g.params).any() and not np.isnan(g.inputs[0]).any()
+        assert g.inputs[0][0].tolist() == [0.0, 0.0]
+
+
+def test_an_inner_keep_arrays_block_writes_the_values_when_it_ends():
+    X, y = _moons()
+    model = MLP(2, [4, 1], seed=2)
+    step = CompiledStep(model, "hinge", optim.SGD(model.parameters(), lr=0.1))
+    with step.keep_arrays():
+        step(X, y)
+        with step.keep_arrays():
+            step(X, y)
+        inner = [p.data for p in model.parameters()]
+        ref = MLP(2, [4, 1], seed=2)
+        ref_step = CompiledStep(ref, "hinge", optim.SGD(ref.parameters(), lr=0.1))
+        ref_step(X, y)
+        ref_step(X, y)
+        assert inner == [p.data for p in ref.parameters()]

@@ -961,6 +961,10 @@ class Value:
                     if d is _ONES.get(len(d)):  # a plain sum: every local is 1.0, 1.0 * g is g
                         for p in a:
                             p.grad += g
+                    elif v._fn is MAX:  # max passes nothing along the edges it did not pick
+                        for p, d in zip(a, d):
+                            if d:
+                                p.grad += d * g
                     else:
                         for p, d in zip(a, d):
                             p.grad += d * g
@@ -984,7 +988,7 @@ class Value:
         g = self.grad
         if g is None or self._a is None:
             return
-        mask = self._fn is RELU
+        mask = self._fn is RELU or self._fn is MAX
         for p, d in zip(self._prev, self._local):
             if p._fn is not CONST and not (mask and d == 0.0):  # as backward() passes them
                 p.grad = (0.0 if p.grad is None else p.grad) + d * g
@@ -1607,7 +1611,7 @@ def reverse_sweep(order: list, seeds: dict, *, stop: Optional[Iterable] = None,
         a = v._a
         if g is None or a is None or (stop is not None and v in stop):
             continue
-        mask = v._fn is RELU
+        mask = v._fn is RELU or v._fn is MAX  # flat edges pass nothing (not 0 * inf)
         for p, d in zip(v._prev, v._local):
             if p._fn is CONST:
                 if on_edge is not None:
@@ -1635,7 +1639,7 @@ def _reverse_values(order: list, seeds: dict, stop: Optional[set],
         g = grads[v] = total(terms)
         if v._a is None or (stop is not None and v in stop):
             continue
-        mask = v._fn is RELU
+        mask = v._fn is RELU or v._fn is MAX  # flat edges pass nothing (not 0 * inf)
         for p, d in zip(v._prev, local_rules(v)):
             if d is not None and (within is None or p in within):
                 if mask and type(d) is float and d == 0.0:  # as the float sweep: nothing

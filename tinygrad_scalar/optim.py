@@ -6,6 +6,7 @@ be a number or a callable of the step number (0 for the first step), e.g. microg
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Callable, Iterable, Union
@@ -58,9 +59,10 @@ def _finite(new: list, params: list, what: str = "") -> None:
 def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
     """The array forms of the checks above: refuse a non-finite gradient or update, naming the
     first parameter it concerns, before anything is applied."""
-    if np.isfinite(arr.sum()):
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if not bad.size:  # all finite (a sum of them may overflow: not an error)
         return
-    i = int(np.flatnonzero(~np.isfinite(arr))[0])
+    i = int(bad[0])
     x = float(arr[i])
     if what == ".grad":
         raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {x!r}; the step "
@@ -69,6 +71,16 @@ def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
                                  "loss)")
     raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) {x!r}; it "
                              "changed nothing: lower the learning rate")
+
+
+def _quiet(step_array):
+    """step_array without NumPy's overflow warnings: an overflow is refused, by name, before
+    anything changes (as step() refuses it), so the warning would only repeat the error."""
+    @functools.wraps(step_array)
+    def run(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return step_array(self, P, G)
+    return run
 
 
 def _as_list(state):
@@ -173,6 +185,7 @@ class SGD(Optimizer):
             self._buf = buf
         self.steps += 1
 
+    @_quiet
     def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
         lr, mu, wd = self.current_lr(), self.momentum, self.weight_decay
         ps = self.params
@@ -241,6 +254,7 @@ class Adam(Optimizer):
         self._m, self._v = m, v
         self.steps += 1
 
+    @_quiet
     def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
         lr = self.current_lr()
         b1, b2 = self.betas

@@ -152,9 +152,11 @@ def _has_array_step(opt) -> bool:
 class CompiledStep:
     """One optimisation step through a traced per-example loss, replayed over the batch.
 
-    Same contract and numbers as `train.TrainStep`: forward every sample, loss = mean over the
-    batch + alpha * Σ p², zero_grad, gradients into every parameter's .grad, optimizer.step();
-    returns (loss, accuracy) of the batch before the update.
+    Same contract as `train.TrainStep`: forward every sample, loss = mean over the batch +
+    alpha * Σ p², zero_grad, gradients into every parameter's .grad, optimizer.step(); returns
+    (loss, accuracy) of the batch before the update. The same numbers with exact=True, except
+    that a parameter's contributions from the batch and from the L2 term are added in another
+    order than the engine's (about 1e-16 relative); to rounding with exact=False.
 
     model: a callable from a list of `nin` Values to a Value or a list of Values (e.g. an MLP);
     nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
@@ -240,8 +242,10 @@ class CompiledStep:
         reads them from the last step's array instead of the Values and updates the array
         (the optimizer's step_array: the same numbers as its step()), so a step costs no pass
         over the Values. The Values get their trained numbers and the last step's .grad when
-        the block ends, also through an exception, and at every sync(); until then they hold
-        what they held before the block. `fit(compiled=True)` steps inside this block and
+        any block ends (an inner one too), also through an exception, and at every sync();
+        until then they hold what they held before the block. A step that raises leaves the
+        Values at the last step that did not, with its own batch's .grad, as a failed
+        optimizer.step() does. `fit(compiled=True)` steps inside this block and
         syncs before each callback, so no user code sees a stale Value. Optimizers without an
         array form (a subclass with its own step()) step the Values as outside the block."""
         self._keeping += 1
@@ -249,8 +253,7 @@ class CompiledStep:
             yield self
         finally:
             self._keeping -= 1
-            if not self._keeping:
-                self.sync()
+            self.sync()  # also an inner block: after it, the Values hold the numbers
 
     def sync(self) -> None:
         """Write the array of a keep_arrays block into the Values (data and .grad); the next
@@ -303,7 +306,15 @@ class CompiledStep:
         if self.alpha:  # 2 * (alpha * p): scaling by 2 is exact, so the same bits
             grads += P * (2.0 * self.alpha)
         if self._array_step:
-            new = opt.step_array(P, grads)  # raises before anything changed, or steps
+            try:
+                new = opt.step_array(P, grads)  # raises before anything changed, or steps
+            except BaseException:  # as a failed optimizer.step(): .grad holds this batch's
+                if self._held is None:
+                    for p, g in zip(self.params, grads.tolist()):
+                        p.grad = g
+                else:
+                    self._held_grad = grads  # written with the held values at sync()
+                raise
             if self._keeping:
                 self._held = new if len(state) == n else np.concatenate([new, state[n:]])
                 self._held_grad = grads

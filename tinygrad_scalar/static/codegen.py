@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import engine
 from .numpy_backend import IN_PLACE, reduce_over_batch
+from .plan import positions
 
 __all__ = ["Generated", "NoVectorForm", "DomainError"]
 
@@ -84,14 +85,6 @@ def _strided(idx, m: int, n: int) -> Optional[tuple]:
     cs = int(idx[0, 1] - base) if n > 1 else 0
     want = base + rs * np.arange(m)[:, None] + cs * np.arange(n)[None, :]
     return (base, rs, cs) if np.array_equal(idx, want) else None
-
-
-def _positions(idx) -> np.ndarray:
-    """The rows an index (slice or array) selects, as an array."""
-    if not isinstance(idx, slice):
-        return np.asarray(idx, dtype=np.intp)
-    step = idx.step or 1
-    return np.arange(idx.start + 1 if step < 0 else idx.stop, dtype=np.intp)[idx]
 
 
 #: the ops whose local derivatives are the same numbers whatever the inputs (a sum's 1s, a
@@ -234,7 +227,7 @@ class Generated:
         """What rows idx of V (b) or S hold, for a readable name: fed inputs, parameters,
         constants, or computed values."""
         plan = self.plan
-        rows = _positions(idx)
+        rows = positions(idx)
         if b:
             return "input" if rows.max() < plan.tape.n_input_leaves else "t"
         if rows.max() < len(plan.tape.params):
@@ -507,7 +500,7 @@ class Generated:
             if spec is None:
                 continue
             dest, at = spec
-            d, a = _positions(dest), _positions(at)
+            d, a = positions(dest), positions(at)
             view = None
             if len(a) == size and np.array_equal(np.sort(a), np.arange(size)):
                 flat = np.empty(size, dtype=np.intp)

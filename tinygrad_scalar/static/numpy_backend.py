@@ -277,13 +277,14 @@ class NumpyRunner:
         """Write loc * grad for every edge of the group into its parents' gradient slots."""
         INPUTS, PARAMS = self.plan.INPUTS, self.plan.PARAMS
         locs = self._locals(run, gid, g)
-        if g.op is engine.RELU and not np.isfinite(grad).all():
-            # its flat part passes nothing (not 0 * inf = nan), as the engine's relu
-            grad = np.where(np.broadcast_to(locs[0], grad.shape) == 0.0, 0.0, grad)
+        flat = (g.op is engine.RELU or g.op is engine.MAX) and not np.isfinite(grad).all()
+        g_all = grad
         for j, edges in enumerate(g.edges):
             if not edges:
                 continue
             loc = locs[j]
+            if flat:  # relu's flat part, max's edges not picked: nothing (not 0 * inf = nan)
+                grad = np.where(np.broadcast_to(loc, g_all.shape) == 0.0, 0.0, g_all)
             for pg, sel, dest in edges:
                 if pg == INPUTS and not inputs:
                     continue

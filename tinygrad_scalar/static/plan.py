@@ -22,7 +22,16 @@ import numpy as np
 from ..engine import Op
 from .tape import Tape
 
-__all__ = ["Group", "Plan", "as_index"]
+__all__ = ["Group", "Plan", "as_index", "positions"]
+
+
+def positions(idx) -> np.ndarray:
+    """The rows an index (as as_index makes it: a slice, also descending to the start with stop
+    None, or an index array) selects, as an array."""
+    if not isinstance(idx, slice):
+        return np.asarray(idx, dtype=np.intp)
+    step = idx.step or 1
+    return np.arange(idx.start + 1 if step < 0 else idx.stop, dtype=np.intp)[idx]
 
 
 def as_index(rows: Sequence[int]):
@@ -212,8 +221,7 @@ class Plan:
                     for pg, sel, dest in edges:
                         r = np.arange(len(g.nodes))
                         r = r if sel is None else r[sel]
-                        d = np.arange(dest.start, dest.stop, dest.step) \
-                            if isinstance(dest, slice) else np.asarray(dest)
+                        d = positions(dest)
                         mask = ~rows[r]
                         if mask.any():
                             zero.append((pg, d[mask]))
