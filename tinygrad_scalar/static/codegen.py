@@ -31,11 +31,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .. import engine
 from .numpy_backend import IN_PLACE, reduce_over_batch
 from .plan import positions
+from .writer import Writer, slice_source
 
 __all__ = ["Generated", "NoVectorForm", "DomainError"]
 
@@ -70,23 +70,6 @@ _MAXIMUM_IS_RELU = _probe_maximum()
 _REDUCE = {engine.SUM: "add", engine.MAX: "maximum"}
 
 
-def _sl(s: slice) -> str:
-    """A slice as source, one spelling per slice (so one view gets one name)."""
-    return f"{s.start}:{s.stop}:{1 if s.step is None else s.step}"
-
-
-def _strided(idx, m: int, n: int) -> Optional[tuple]:
-    """(base, row step, column step) when flat indices idx (row-major for an (m, n) matrix) are
-    base + r * rs + i * cs, so the matrix is a view of the buffer (a step may be negative:
-    every entry it addresses is one of idx, inside the buffer); else None."""
-    idx = np.asarray(idx, dtype=np.intp).reshape(m, n)
-    base = int(idx[0, 0])
-    rs = int(idx[1, 0] - base) if m > 1 else 0
-    cs = int(idx[0, 1] - base) if n > 1 else 0
-    want = base + rs * np.arange(m)[:, None] + cs * np.arange(n)[None, :]
-    return (base, rs, cs) if np.array_equal(idx, want) else None
-
-
 #: the ops whose local derivatives are the same numbers whatever the inputs (a sum's 1s, a
 #: difference's 1 and -1): a property no probe of the rule can prove (max's rule, asked at
 #: placeholder inputs, also answers with numbers), so it is listed here, per op
@@ -104,74 +87,6 @@ def _constant_locals(op, arity: int) -> Optional[tuple]:
     return None
 
 
-class _Writer:
-    """Source lines, the constants they name and the per-run views they read."""
-
-    def __init__(self):
-        self.consts: dict = {"np": np, "as_strided": as_strided, "reduce_over_batch":
-                             reduce_over_batch, "DomainError": DomainError,
-                             "NoVectorForm": NoVectorForm}
-        self.views: list = []  # (name, expression over V, S, S0, P1, P3, Gb, Gf, T)
-        self._view_of: dict = {}
-        self._taken: set = {"R", "C", "inputs", "X", "W", "o", "gX"}
-        self.fwd: list = []
-        self.bwd: list = []
-
-    def const(self, obj, stem: str = "k") -> str:
-        name = f"{stem}{len(self.consts)}"
-        self.consts[name] = obj
-        return name
-
-    def _name(self, hint: Optional[str]) -> str:
-        if hint is None or hint in self._taken:
-            hint = f"r{len(self.views)}"
-        self._taken.add(hint)
-        return hint
-
-    def view(self, expr: str, hint: Optional[str] = None) -> str:
-        """The name of a view (or array) bound once per run; the same expression, the same
-        name. hint: a readable name (v3: group 3's values; x0, w0, z0, b0: layer 0's
-        inputs, weights, rows and biases; dw0, db0: their gradients; input8_0, param8_0,
-        const8_0: argument 0 of group 8 when it is fed, a parameter or a constant)."""
-        name = self._view_of.get(expr)
-        if name is None:
-            name = self._view_of[expr] = self._name(hint)
-            self.views.append((name, expr))
-        return name
-
-    def buffer(self, expr: str, hint: Optional[str] = None) -> str:
-        """A per-run scratch array (never shared: two buffers of one shape are two arrays)."""
-        name = self._name(hint)
-        self.views.append((name, expr))
-        return name
-
-    def index(self, idx) -> str:
-        """An index (slice or array) as source: a slice literal, or a named constant."""
-        return _sl(idx) if isinstance(idx, slice) else self.const(idx)
-
-    def matrix(self, buf: str, idx, m: int, n: int,
-               hint: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
-        """A view of buf's flat entries idx as an (m, n) matrix, when they are evenly spaced,
-        and None or, when a step is negative (BLAS takes no such matrix: NumPy's own loop is
-        several times slower), a contiguous (m, n) buffer to go through; (None, None) when
-        they are not evenly spaced."""
-        st = _strided(idx, m, n)
-        if st is None:
-            return None, None
-        base, rs, cs = st
-        if rs < 0 or cs < 0:
-            view = self._view(buf, base, rs, cs, m, n, None if hint is None else hint + "_rows")
-            return view, self.buffer(f"np.empty(({m}, {n}))", hint)
-        return self._view(buf, base, rs, cs, m, n, hint), None
-
-    def _view(self, buf: str, base: int, rs: int, cs: int, m: int, n: int,
-              hint: Optional[str]) -> str:
-        if m * n == 1:
-            return self.view(f"{buf}[{base}:{base + 1}].reshape(1, 1)", hint)
-        return self.view(f"as_strided({buf}[{base}:], ({m}, {n}), ({rs} * {buf}.strides[0], "
-                         f"{cs} * {buf}.strides[0]))", hint)
-
-
 class Generated:
     """The generated sweeps of a dense runner (fused_runner): `views(run)` binds a run's buffers
     once, `forward(R, C)` and `backward(R, C, inputs)` run them; `source` is the code."""
@@ -179,7 +94,8 @@ class Generated:
     def __init__(self, runner):
         plan = runner.plan
         self.plan = plan
-        w = _Writer()
+        w = Writer({"reduce_over_batch": reduce_over_batch, "DomainError": DomainError,
+                    "NoVectorForm": NoVectorForm})
         dense = {L.gid: L for L in runner.layers}
         rows = {L.rgid: L for L in runner.layers}
         for gid, g in enumerate(plan.groups):
@@ -236,16 +152,16 @@ class Generated:
             return "const"
         return "t"
 
-    def _arg(self, w: _Writer, gid: int, j: int, b: bool, idx) -> str:
+    def _arg(self, w: Writer, gid: int, j: int, b: bool, idx) -> str:
         src = "V" if b else "S"
         hint = f"{self._kind(b, idx)}{gid}_{j}"
         if isinstance(idx, slice):
-            return w.view(f"{src}[{_sl(idx)}]", hint)
+            return w.view(f"{src}[{slice_source(idx)}]", hint)
         buf = w.view(f"T[{gid}][{j}]", hint)
         w.fwd.append(f"{w.view(src)}.take({w.const(idx)}, 0, {buf}, 'clip')")
         return buf
 
-    def _forward(self, w: _Writer, gid: int, g) -> None:
+    def _forward(self, w: Writer, gid: int, g) -> None:
         op = g.op
         if op.vf is None:
             raise NoVectorForm(op.name)
@@ -271,7 +187,7 @@ class Generated:
             w.fwd.append(f"{dest}[...] = o")
         w.fwd.append(f"C[{gid}] = (({a},), None)")
 
-    def _stacked(self, w: _Writer, g) -> Optional[str]:
+    def _stacked(self, w: Writer, g) -> Optional[str]:
         """A sum group's k terms as one (k, rows, B) view, when each term is a slice of one
         store, of the same length and step, at evenly spaced starts; else None. Only where the
         sum's vector form takes k terms (not the long sums the engine adds exactly)."""
@@ -293,7 +209,7 @@ class Generated:
         return w.view(f"as_strided({src}[{starts[0]}:], ({k}, {n}, {src}.shape[1]), "
                       f"({D} * {src}.strides[0], {st} * {src}.strides[0], {src}.strides[1]))")
 
-    def _stacked_dest(self, w: _Writer, g) -> Optional[str]:
+    def _stacked_dest(self, w: Writer, g) -> Optional[str]:
         """The gradient destinations of a group's k inputs as one (k, rows, B) view, when each
         input has one edge, all into one group's buffer, as evenly spaced slices of equal
         length and step; else None."""
@@ -318,12 +234,12 @@ class Generated:
         return w.view(f"as_strided({F}[{starts[0]}:], ({k}, {n}, {F}.shape[1]), "
                       f"({D} * {F}.strides[0], {st} * {F}.strides[0], {F}.strides[1]))")
 
-    def _dense_forward(self, w: _Writer, gid: int, L) -> None:
+    def _dense_forward(self, w: Writer, gid: int, L) -> None:
         plan = self.plan
         w.fwd.append(f"# group {gid}: layer, ({L.m}, {L.n}) @ ({L.n}, B)")
         li = L.index
         if isinstance(L.x, slice):
-            X = w.view(f"V[{_sl(L.x)}]", f"x{li}")
+            X = w.view(f"V[{slice_source(L.x)}]", f"x{li}")
         else:
             X = w.buffer(f"np.empty(({L.n}, V.shape[1]))", f"x{li}")
             w.fwd.append(f"{w.view('V')}.take({w.const(L.x)}, 0, {X}, 'clip')")
@@ -338,7 +254,7 @@ class Generated:
         Z = w.view(f"V[{rg.start}:{rg.stop}:1]", f"z{li}")
         w.fwd.append(f"np.matmul({W}, {X}, out={Z})")
         if L.b is not None:
-            bias = w.view(f"S[{_sl(L.b)}]", f"b{li}") if isinstance(L.b, slice) else \
+            bias = w.view(f"S[{slice_source(L.b)}]", f"b{li}") if isinstance(L.b, slice) else \
                 f"{w.view('S')}[{w.const(L.b)}]"
             w.fwd.append(f"np.add({Z}, {bias}, out={Z})")
         if L.c is not None:
@@ -346,7 +262,7 @@ class Generated:
         w.fwd.append(f"C[{gid}] = ({X}, {W})")
 
     # -- backward --------------------------------------------------------------------------
-    def _grad(self, w: _Writer, gid: int) -> None:
+    def _grad(self, w: Writer, gid: int) -> None:
         """g{gid}: the group's gradient, its slots summed in order (into slot 0)."""
         g0 = w.view(f"Gb[{gid}][0]")
         fan = self.plan.fan[gid]
@@ -358,7 +274,7 @@ class Generated:
         if fan == 2:
             w.bwd.append(f"np.add({g0}, {w.view(f'Gb[{gid}][1]')}, out={g0})")
 
-    def _copies(self, w: _Writer, g, fixed: tuple, gv: str) -> set:
+    def _copies(self, w: Writer, g, fixed: tuple, gv: str) -> set:
         """A one-node group whose inputs all get exactly its gradient (a sum's terms): the
         destinations that are evenly spaced rows of one buffer take it in one broadcasting
         copy. Returns the (argument, edge) pairs written."""
@@ -389,7 +305,7 @@ class Generated:
                     i += 1
         return done
 
-    def _put(self, w: _Writer, pg: int, sel, dest, loc: str, kind: str, g: str) -> list:
+    def _put(self, w: Writer, pg: int, sel, dest, loc: str, kind: str, g: str) -> list:
         """The line(s) writing loc * g (rows sel) into gradient buffer pg at dest."""
         plan = self.plan
         gs = g if sel is None else f"{g}[{w.index(sel)}]"
@@ -397,7 +313,7 @@ class Generated:
             s = "None" if sel is None else w.const(sel)
             return [f"{w.view('P1')}[{w.index(dest)}] = reduce_over_batch({loc}, {gs}, {s})"]
         if sel is None and isinstance(dest, slice):
-            T = w.view(f"Gf[{pg}][{_sl(dest)}]")
+            T = w.view(f"Gf[{pg}][{slice_source(dest)}]")
             if kind == "one":
                 return [f"{T}[...] = {g}"]
             if kind == "minus":
@@ -414,7 +330,7 @@ class Generated:
             e = f"np.broadcast_to({loc}, {g}.shape)[{w.const(sel)}] * {gs}"
         return [f"{F}[{w.index(dest)}] = {e}"]
 
-    def _edges(self, w: _Writer, edges: list, loc: str, kind: str, g: str) -> None:
+    def _edges(self, w: Writer, edges: list, loc: str, kind: str, g: str) -> None:
         for pg, sel, dest in edges:
             lines = self._put(w, pg, sel, dest, loc, kind, g)
             if pg == self.plan.INPUTS:
@@ -422,13 +338,13 @@ class Generated:
                 lines = ["    " + s for s in lines]
             w.bwd.extend(lines)
 
-    def _backward(self, w: _Writer, gid: int, g) -> None:
+    def _backward(self, w: Writer, gid: int, g) -> None:
         op = g.op
         if not any(g.edges):
             return
         gv = f"g{gid}"
         out = w.view(f"{'V' if g.batched else 'S'}[{g.start}:{g.stop}:1]")
-        args = [w.view(f"{'V' if b else 'S'}[{_sl(idx)}]") if isinstance(idx, slice) else
+        args = [w.view(f"{'V' if b else 'S'}[{slice_source(idx)}]") if isinstance(idx, slice) else
                 w.view(f"T[{gid}][{j}]") for j, (b, idx) in enumerate(g.gathers)]
         df = op.vdf or op.df
         fixed: Optional[tuple] = None
@@ -476,7 +392,7 @@ class Generated:
                 kind = "one" if c == 1.0 else "minus" if c == -1.0 else "float"
             self._edges(w, edges, loc, kind, gv)
 
-    def _dense_backward(self, w: _Writer, gid: int, L) -> None:
+    def _dense_backward(self, w: Writer, gid: int, L) -> None:
         plan = self.plan
         gZ = f"g{L.rgid}"
         w.bwd.append(f"X, W = C[{gid}]")
@@ -485,7 +401,7 @@ class Generated:
         for pg, dest, at in L.x_dest:
             pre = "if inputs: " if pg == plan.INPUTS else ""
             if isinstance(dest, slice) and isinstance(at, slice) and at == full:
-                T = w.view(f"Gf[{pg}][{_sl(dest)}]")
+                T = w.view(f"Gf[{pg}][{slice_source(dest)}]")
                 w.bwd.append(f"{pre}np.matmul(W.T, {gZ}, out={T})")
             else:
                 rest.append((pre, pg, dest, at))
