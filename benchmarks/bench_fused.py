@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/bench_fused.py [--repeats 7] [--quick] [--blas-threads 1]
 
 (a) micrograd's demo step: MLP(2, [16, 16, 1]), moons points, hinge + 1e-4 * Σ p², backward,
-    SGD, at batch 100 and 10,000: micrograd 0.1.0, the engine (Values) and the global-tape floor
-    (benchmarks/tape_floor.py) (batch 100 only: at 10,000 one of their steps takes minutes),
+    SGD, at batch 100 and 10,000: micrograd 0.1.0, the engine (Values), the plainest fast design
+    with micrograd's semantics (benchmarks/dfs_floor.py: slots, local derivatives, an iterative
+    sort from the root) and the global-tape floor (benchmarks/tape_floor.py: no sort) (batch 100
+    only: at 10,000 one of their steps takes minutes),
     the compiled step (CompiledStep, exact=False: fused layers, generated code) as fit runs it
     (inside keep_arrays: the parameters stay in an array between steps) and as one call that
     reads and writes the Values, the unfused compiled step, the same step written by hand as
@@ -47,6 +49,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import dfs_floor  # noqa: E402
 import tape_floor  # noqa: E402
 from peers import NumpyByHand, jax_peer, micrograd_step, need_micrograd, timed  # noqa: E402
 from tinygrad_scalar.data import make_moons, signed_labels  # noqa: E402
@@ -135,9 +138,11 @@ def bench_moons(repeats: int) -> dict:
             eng = MLP(2, [16, 16, 1], seed=1337)
             eng_step = TrainStep(eng, "hinge", SGD(eng.parameters(), lr=LR), alpha=ALPHA)
             floor = tape_floor.MLP(2, [16, 16, 1], seed=1337)
+            plain_dfs = dfs_floor.MLP(2, [16, 16, 1], seed=1337)
             runs = {"micrograd 0.1.0": (lambda: micrograd_step(MV, theirs, X, y, LR, ALPHA),
                                         True),
                     "engine (Values)": (lambda: eng_step(X, y), True),
+                    "DFS floor": (lambda: dfs_floor.step(plain_dfs, X, y, LR, ALPHA), True),
                     "tape floor": (lambda: tape_floor.step(floor, X, y, LR, ALPHA), True),
                     **runs}
         gc.collect()
