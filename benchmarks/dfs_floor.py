@@ -1,8 +1,9 @@
 """A second reference for the benchmarks: the plainest fast design with micrograd's semantics.
 
 Slots, each node's parents and local derivatives computed in the forward pass (no closures, so
-no reference cycles), one n-ary sum per neuron, and backward() from any node: an iterative
-depth-first sort from that node, then one reversed loop doing parent.grad += local * grad. No
+no reference cycles), one n-ary sum per neuron (the node layout of tape_floor.py), and
+backward() from any node: an iterative depth-first sort from that node (interior nodes zeroed),
+then one reversed loop doing parent.grad += local * grad. No
 checks, no teaching hooks: it measures what such a design costs, next to the global-tape floor
 (tape_floor.py, which skips the sort) and the engine (which adds its guarantees).
 """
@@ -12,66 +13,93 @@ import random
 
 
 class DV:
-    __slots__ = ("data", "grad", "_prev", "_local")
+    __slots__ = ("data", "grad", "_a", "_b", "_da", "_db")
 
     def __init__(self, data: float):
-        self.data, self.grad, self._prev, self._local = float(data), 0.0, (), ()
+        self.data, self.grad = float(data), 0.0
+        self._a = self._b = self._da = self._db = None
 
 
 _new = object.__new__
 
 
-def _node(data: float, prev: tuple, local: tuple) -> DV:
+def _node(data, a, b, da, db) -> DV:
     v = _new(DV)
-    v.data, v.grad, v._prev, v._local = data, 0.0, prev, local
+    v.data, v.grad, v._a, v._b, v._da, v._db = data, 0.0, a, b, da, db
     return v
 
 
 def mul(a: DV, b: DV) -> DV:
     x, y = a.data, b.data
-    return _node(x * y, (a, b), (y, x))
+    return _node(x * y, a, b, y, x)
 
 
 def scale(a: DV, k: float) -> DV:
-    return _node(a.data * k, (a,), (k,))
+    return _node(a.data * k, a, None, k, None)
 
 
 def shift(a: DV, k: float) -> DV:
-    return _node(a.data + k, (a,), (1.0,))
+    return _node(a.data + k, a, None, 1.0, None)
 
 
 def relu(a: DV) -> DV:
     x = a.data
-    return _node(x if x > 0.0 else 0.0, (a,), (1.0 if x > 0.0 else 0.0,))
+    return _node(x if x > 0.0 else 0.0, a, None, 1.0 if x > 0.0 else 0.0, None)
 
 
 def add(a: DV, b: DV) -> DV:
-    return _node(a.data + b.data, (a, b), (1.0, 1.0))
+    return _node(a.data + b.data, a, b, 1.0, 1.0)
 
 
 def total(xs: list) -> DV:
-    return _node(sum(x.data for x in xs), tuple(xs), (1.0,) * len(xs))
+    """One n-ary sum node: parents as a tuple in _a, _b marks it (True)."""
+    return _node(sum(x.data for x in xs), tuple(xs), True, None, None)
 
 
 def backward(root: DV) -> None:
-    """From any node, as micrograd: sort what is below it depth-first, then one reversed loop."""
-    order, seen, stack = [], set(), [root]
+    """From any node, as micrograd: sort what is below it depth-first (iteratively, a None on
+    the stack marking where a node's inputs are done), then one reversed loop."""
+    order: list = []
+    seen: set = set()
+    stack: list = [root]
+    mark, push, pop, emit = seen.add, stack.append, stack.pop, order.append
     while stack:
-        v = stack.pop()
+        v = pop()
         if v is None:
-            order.append(stack.pop())
+            emit(pop())
             continue
         if v in seen:
             continue
-        seen.add(v)
-        stack.append(v)
-        stack.append(None)  # marks: v's parents are done when this comes back up
-        stack.extend(p for p in v._prev if p not in seen)
+        mark(v)
+        push(v)
+        push(None)
+        a, b = v._a, v._b
+        if a is None:
+            continue
+        if b is True:
+            for p in a:
+                if p not in seen:
+                    push(p)
+        else:
+            if a not in seen:
+                push(a)
+            if b is not None and b not in seen:
+                push(b)
+    for v in order:
+        v.grad = 0.0 if v._a is not None else v.grad
     root.grad = 1.0
     for v in reversed(order):
-        g = v.grad
-        for p, d in zip(v._prev, v._local):
-            p.grad += d * g
+        g, a, b = v.grad, v._a, v._b
+        if a is None:
+            continue
+        if b is None:
+            a.grad += v._da * g
+        elif b is True:
+            for p in a:
+                p.grad += g
+        else:
+            a.grad += v._da * g
+            b.grad += v._db * g
 
 
 class MLP:
