@@ -143,7 +143,7 @@ def test_forward_with_checks_the_state_shape():
                                   prog(np.ones((2, 2))))
 
 
-# -- cross-entropy's shift as a tournament ------------------------------------------------------
+# -- cross-entropy's shift: one n-ary max ------------------------------------------------------
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 10, 13])
 def test_static_cross_entropy_is_log_softmax(k):
@@ -431,3 +431,19 @@ def test_an_inner_keep_arrays_block_writes_the_values_when_it_ends():
         ref_step(X, y)
         ref_step(X, y)
         assert inner == [p.data for p in ref.parameters()]
+
+
+def test_an_error_inside_keep_arrays_names_the_values_as_they_are():
+    X, y = _moons()
+    model = MLP(2, [4, 1], seed=2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = CompiledStep(model, "hinge", opt)
+    with pytest.raises(FloatingPointError) as err:
+        with step.keep_arrays():
+            step(X, y)
+            step(X, y)
+            opt.lr = math.inf  # the next update is not finite
+            step(X, y)
+    p0 = model.parameters()[0]
+    assert f"data={p0.data!r}" in str(err.value)  # the trained number, not the one before
+    assert err.value.__context__ is None or err.value.__suppress_context__

@@ -331,8 +331,9 @@ for B in (10, 100, 1000, 10000):
 # ## 6. Training with the replay
 #
 # `fit(..., compiled=True)` trains through a traced program (it traces one example's
-# loss, replays each minibatch, writes every `p.grad` and calls the optimiser), so the
-# rest of the training loop of notebooks 4 and 5 stays as it was. Train micrograd's moons
+# loss, replays each minibatch and steps the optimiser on an array of the parameters,
+# writing them into the Values before any callback and at the end), so the rest of the
+# training loop of notebooks 4 and 5 stays as it was. Train micrograd's moons
 # setting twice from the same initial weights, once on the engine and once compiled:
 
 # %%

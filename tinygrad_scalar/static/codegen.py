@@ -22,9 +22,10 @@ exactly. Under an inf gradient the engine's relu passes 0 on its flat part where
 0 * inf is nan; a nan never disappears from a sum or product, so the runner checks that the
 gradients came out finite and otherwise sweeps again with the interpreting runner.
 
-Generated: the forward, and the backward reduced over the batch with every output seeded (what
-CompiledStep runs). Per-example gradients, unseeded outputs and inputs without a vector form
-go through the interpreting runner, which reads and writes the same buffers.
+Generated: the forward, and the backward reduced over the batch (what CompiledStep runs, its
+scores output unseeded but on the seeded path). Per-example gradients, unseeded outputs with
+nodes that reach no seeded output, and inputs without a vector form go through the
+interpreting runner, which reads and writes the same buffers.
 """
 from __future__ import annotations
 
