@@ -188,52 +188,43 @@ class Generated:
             w.fwd.append(f"{dest}[...] = o")
         w.fwd.append(f"C[{gid}] = (({a},), None)")
 
-    def _stacked(self, w: Writer, g) -> Optional[str]:
-        """A sum group's k terms as one (k, rows, B) view, when each term is a slice of one
-        store, of the same length and step, at evenly spaced starts; else None. Only where the
-        sum's vector form takes k terms (not the long sums the engine adds exactly)."""
-        k = len(g.gathers)
-        kinds = {b for b, _ in g.gathers}
-        if k < 2 or len(kinds) != 1 or not all(isinstance(i, slice) for _, i in g.gathers):
+    @staticmethod
+    def _rows(w: Writer, buf: str, idx: list, n: int) -> Optional[str]:
+        """k slices of n rows of buf each, with one step and at evenly spaced starts, as one
+        (k, n, B) view; else None."""
+        if len(idx) < 2 or not all(isinstance(i, slice) for i in idx):
             return None
-        if g.op.vf(*[np.zeros(1)] * k) is None:
-            return None
-        idx = [i for _, i in g.gathers]
-        n = len(g.nodes)
-        st = idx[0].step or 1
+        steps = {i.step or 1 for i in idx}
         starts = [i.start for i in idx]
         D = starts[1] - starts[0]
-        if any((i.step or 1) != st for i in idx) or \
-                any(b - a != D for a, b in zip(starts, starts[1:])):
+        if len(steps) != 1 or any(b - a != D for a, b in zip(starts, starts[1:])):
             return None
-        src = "V" if kinds.pop() else "S"
-        return w.view(f"as_strided({src}[{starts[0]}:], ({k}, {n}, {src}.shape[1]), "
-                      f"({D} * {src}.strides[0], {st} * {src}.strides[0], {src}.strides[1]))")
+        st = steps.pop()
+        return w.view(f"as_strided({buf}[{starts[0]}:], ({len(idx)}, {n}, {buf}.shape[1]), "
+                      f"({D} * {buf}.strides[0], {st} * {buf}.strides[0], {buf}.strides[1]))")
+
+    def _stacked(self, w: Writer, g) -> Optional[str]:
+        """A sum or max group's k terms as one (k, rows, B) view, when they are evenly spaced
+        rows of one store; else None. Only where the op's vector form takes k terms (not the
+        long sums the engine adds exactly)."""
+        k = len(g.gathers)
+        kinds = {b for b, _ in g.gathers}
+        if k < 2 or len(kinds) != 1 or g.op.vf(*[np.zeros(1)] * k) is None:
+            return None
+        return self._rows(w, "V" if kinds.pop() else "S", [i for _, i in g.gathers],
+                          len(g.nodes))
 
     def _stacked_dest(self, w: Writer, g) -> Optional[str]:
         """The gradient destinations of a group's k inputs as one (k, rows, B) view, when each
-        input has one edge, all into one group's buffer, as evenly spaced slices of equal
-        length and step; else None."""
+        input has one edge, all into one group's buffer, as evenly spaced rows; else None."""
         plan = self.plan
         edges = [e[0] for e in g.edges if len(e) == 1]
-        if len(edges) != len(g.edges) or len(edges) < 2:
+        if len(edges) != len(g.edges) or any(sel is not None for _, sel, _ in edges):
             return None
         pgs = {pg for pg, _, _ in edges}
-        if len(pgs) != 1 or any(sel is not None or not isinstance(d, slice)
-                                for _, sel, d in edges):
+        if len(pgs) != 1 or pgs & {plan.INPUTS, plan.PARAMS}:
             return None
-        pg = pgs.pop()
-        if pg in (plan.INPUTS, plan.PARAMS):
-            return None
-        step = {d.step or 1 for _, _, d in edges}
-        starts = [d.start for _, _, d in edges]
-        D = starts[1] - starts[0]
-        if len(step) != 1 or any(b - a != D for a, b in zip(starts, starts[1:])):
-            return None
-        st, n, k = step.pop(), len(g.nodes), len(edges)
-        F = f"Gf[{pg}]"
-        return w.view(f"as_strided({F}[{starts[0]}:], ({k}, {n}, {F}.shape[1]), "
-                      f"({D} * {F}.strides[0], {st} * {F}.strides[0], {F}.strides[1]))")
+        return self._rows(w, f"Gf[{pgs.pop()}]", [d for _, _, d in edges], len(g.nodes))
 
     def _dense_forward(self, w: Writer, gid: int, L) -> None:
         plan = self.plan
@@ -358,8 +349,8 @@ class Generated:
             into = self._stacked_dest(w, g)
             if into is not None:  # every input's gradient in one buffer: one product
                 k = len(g.gathers)
-                hot = w.buffer(f"np.empty(({k},) + {at}_shape, dtype=bool)".replace(
-                    f"{at}_shape", f"{src}[{g.start}:{g.stop}:1].shape"), f"onehot{gid}")
+                hot = w.buffer(f"np.empty(({k},) + {src}[{g.start}:{g.stop}:1].shape, "
+                               "dtype=bool)", f"onehot{gid}")
                 ks = w.const(np.arange(k).reshape(k, 1, 1), "k")
                 w.bwd.append(f"np.equal({ks}, {at}, out={hot})")
                 w.bwd.append(f"np.multiply({hot}, {gv}, out={into})")
@@ -422,8 +413,8 @@ class Generated:
             if len(a) == size and np.array_equal(np.sort(a), np.arange(size)):
                 flat = np.empty(size, dtype=np.intp)
                 flat[a] = d
-                view, buf = w.matrix("P1", flat, size // cols, cols,
-                                     f"d{part}{L.index}")
+                view, buf = w.matrix("P1", flat, size // cols, cols, f"d{part}{L.index}",
+                                     scratch=part == "w")  # a sum writes any strides
             if view is None:
                 w.bwd.append(f"{w.view('P1')}[{w.index(dest)}] = "
                              f"({prod}).reshape(-1)[{w.index(at)}]")

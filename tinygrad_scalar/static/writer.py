@@ -77,17 +77,17 @@ class Writer:
         """An index (slice or array) as source: a slice literal, or a named constant."""
         return slice_source(idx) if isinstance(idx, slice) else self.const(idx)
 
-    def matrix(self, buf: str, idx, m: int, n: int,
-               hint: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
+    def matrix(self, buf: str, idx, m: int, n: int, hint: Optional[str] = None,
+               scratch: bool = True) -> tuple[Optional[str], Optional[str]]:
         """A view of buf's flat entries idx as an (m, n) matrix, when they are evenly spaced,
         and None or, when a step is negative (BLAS takes no such matrix: NumPy's own loop is
-        several times slower), a contiguous (m, n) buffer to go through; (None, None) when
-        they are not evenly spaced."""
+        several times slower) and scratch is asked for, a contiguous (m, n) buffer to go
+        through; (None, None) when they are not evenly spaced."""
         st = strided(idx, m, n)
         if st is None:
             return None, None
         base, rs, cs = st
-        if rs < 0 or cs < 0:
+        if scratch and (rs < 0 or cs < 0):
             view = self._view(buf, base, rs, cs, m, n, None if hint is None else hint + "_rows")
             return view, self.buffer(f"np.empty(({m}, {n}))", hint)
         return self._view(buf, base, rs, cs, m, n, hint), None
