@@ -38,39 +38,37 @@ def _grads(params: list) -> list:
     if not math.isfinite(sum(out)):  # a sum of finite numbers can overflow: then look closer
         for i, g in enumerate(out):
             if not math.isfinite(g):
-                raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {g!r}; the "
-                                         "step changed nothing (a non-finite gradient would "
-                                         "make the parameter inf or nan: lower the learning "
-                                         "rate or check the loss)")
+                raise _not_finite(params, i, ".grad", g)
     return out
 
 
+def _not_finite(params: list, i: int, what: str, x: float) -> FloatingPointError:
+    """The error for params[i]'s non-finite gradient (what == ".grad") or new value (what:
+    "" for the parameter itself, or which state, e.g. "'s momentum buffer")."""
+    if what == ".grad":
+        return FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {x!r}; the step "
+                                  "changed nothing (a non-finite gradient would make the "
+                                  "parameter inf or nan: lower the learning rate or check the "
+                                  "loss)")
+    return FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) {x!r}; "
+                              "it changed nothing: lower the learning rate")
+
+
 def _finite(new: list, params: list, what: str = "") -> None:
-    """Refuse an update that overflows, before it is applied (`what`: which state, e.g.
-    "'s momentum buffer"; empty for the parameter itself)."""
+    """Refuse an update that overflows, before it is applied."""
     if math.isfinite(sum(new)):
         return
     for i, x in enumerate(new):
         if not math.isfinite(x):
-            raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) "
-                                     f"{x!r}; it changed nothing: lower the learning rate")
+            raise _not_finite(params, i, what, x)
 
 
 def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
-    """The array forms of the checks above: refuse a non-finite gradient or update, naming the
-    first parameter it concerns, before anything is applied."""
+    """_grads' and _finite's test on an array: the first entry that is not finite, named."""
     bad = np.flatnonzero(~np.isfinite(arr))
-    if not bad.size:  # all finite (a sum of them may overflow: not an error)
-        return
-    i = int(bad[0])
-    x = float(arr[i])
-    if what == ".grad":
-        raise FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {x!r}; the step "
-                                 "changed nothing (a non-finite gradient would make the "
-                                 "parameter inf or nan: lower the learning rate or check the "
-                                 "loss)")
-    raise FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) {x!r}; it "
-                             "changed nothing: lower the learning rate")
+    if bad.size:  # (all finite: fine, even when their sum overflows)
+        i = int(bad[0])
+        raise _not_finite(params, i, what, float(arr[i]))
 
 
 def _quiet(step_array):
