@@ -814,11 +814,7 @@ class Value:
         Numbers among the values become constants. When every entry is a Value this is the
         engine's fastest way to add many terms (no per-term checks beyond the type)."""
         if type(values) is not tuple:
-            try:
-                values = tuple(values)
-            except TypeError:
-                raise TypeError(f"Value.sum needs an iterable of Values or numbers, got "
-                                f"{type(values).__name__}: {_short(values)}") from None
+            values = _terms(values, "Value.sum")
         v = _sum_of_values(values) if values else None
         return apply(SUM, *values) if v is None else v
 
@@ -829,11 +825,7 @@ class Value:
         torch.max along a dimension. Unlike Python's max(), it compares nothing in Python, so a
         traced graph (static.trace) can take it: the branch-free maximum."""
         if type(values) is not tuple:
-            try:
-                values = tuple(values)
-            except TypeError:
-                raise TypeError(f"Value.max needs an iterable of Values or numbers, got "
-                                f"{type(values).__name__}: {_short(values)}") from None
+            values = _terms(values, "Value.max")
         return apply(MAX, *values)
 
     # -- comparisons by data; equality and hashing stay by identity ---------------------------
@@ -1245,6 +1237,15 @@ def _nary(op: Op, args: tuple) -> Value:
 binary = _binary
 unary = _unary
 nary = _nary
+
+
+def _terms(values, name: str) -> tuple:
+    """The inputs of an n-ary node (Value.sum, Value.max) as a tuple, or the error naming it."""
+    try:
+        return tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} needs an iterable of Values or numbers, got "
+                        f"{type(values).__name__}: {_short(values)}") from None
 
 
 def _sum_of_values(args: tuple) -> Optional[Value]:
