@@ -324,52 +324,51 @@ def fit(model: Callable, X: Sequence, y: Sequence, loss: Union[str, LossFn] = "h
     keep = getattr(step_fn, "keep_arrays", None)
     sync = getattr(step_fn, "sync", None)
     kept = keep() if keep is not None and sync is not None else contextlib.nullcontext()
-    kept.__enter__()
-    try:
-        for _ in range(epochs):
-            if shuffle and batch_size < n:
-                rng.shuffle(order)
-            e_loss = e_acc = 0.0
-            e_has_acc = True
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                if batch_size >= n:
-                    Xb, yb = X, y
-                else:
-                    Xb, yb = [X[i] for i in idx], [y[i] for i in idx]
-                lr = optimizer.current_lr() if optimizer is not None else None
-                step_loss, step_acc = step_fn(Xb, yb)
-                step_loss = _data(step_loss)
-                if not math.isfinite(step_loss):
-                    raise FloatingPointError(f"the loss became {step_loss!r} at step "
-                                             f"{hist.steps}: lower the learning rate")
-                hist.loss.append(step_loss)
-                hist.accuracy.append(step_acc)
-                hist.lr.append(lr)
-                e_loss += step_loss * len(idx)
-                if step_acc is None:
-                    e_has_acc = False
-                else:
-                    e_acc += step_acc * len(idx)
-                post = {"loss": f"{step_loss:.4f}"}
-                if step_acc is not None:
-                    post["acc"] = f"{step_acc:.1%}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
-                if callback is not None:
-                    if sync is not None:
-                        sync()
-                    if callback(hist):
-                        stop = True
-                        break
-            if stop and start + batch_size < n:  # a partial epoch gets no epoch entry
-                break
-            hist.epoch_loss.append(e_loss / n)
-            hist.epoch_accuracy.append(e_acc / n if e_has_acc else None)
-            if stop:
-                break
-    finally:
-        kept.__exit__(None, None, None)
-        bar.close()
-        hist.seconds = time.perf_counter() - t0
+    with kept:
+        try:
+            for _ in range(epochs):
+                if shuffle and batch_size < n:
+                    rng.shuffle(order)
+                e_loss = e_acc = 0.0
+                e_has_acc = True
+                for start in range(0, n, batch_size):
+                    idx = order[start:start + batch_size]
+                    if batch_size >= n:
+                        Xb, yb = X, y
+                    else:
+                        Xb, yb = [X[i] for i in idx], [y[i] for i in idx]
+                    lr = optimizer.current_lr() if optimizer is not None else None
+                    step_loss, step_acc = step_fn(Xb, yb)
+                    step_loss = _data(step_loss)
+                    if not math.isfinite(step_loss):
+                        raise FloatingPointError(f"the loss became {step_loss!r} at step "
+                                                 f"{hist.steps}: lower the learning rate")
+                    hist.loss.append(step_loss)
+                    hist.accuracy.append(step_acc)
+                    hist.lr.append(lr)
+                    e_loss += step_loss * len(idx)
+                    if step_acc is None:
+                        e_has_acc = False
+                    else:
+                        e_acc += step_acc * len(idx)
+                    post = {"loss": f"{step_loss:.4f}"}
+                    if step_acc is not None:
+                        post["acc"] = f"{step_acc:.1%}"
+                    bar.set_postfix(post, refresh=False)
+                    bar.update(1)
+                    if callback is not None:
+                        if sync is not None:
+                            sync()
+                        if callback(hist):
+                            stop = True
+                            break
+                if stop and start + batch_size < n:  # a partial epoch gets no epoch entry
+                    break
+                hist.epoch_loss.append(e_loss / n)
+                hist.epoch_accuracy.append(e_acc / n if e_has_acc else None)
+                if stop:
+                    break
+        finally:
+            bar.close()
+            hist.seconds = time.perf_counter() - t0
     return hist
