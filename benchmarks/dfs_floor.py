@@ -3,16 +3,20 @@
 Slots, each node's parents and local derivatives computed in the forward pass (no closures, so
 no reference cycles), one n-ary sum per neuron (the node layout of tape_floor.py), and
 backward() from any node: an iterative depth-first sort from that node (interior nodes zeroed),
-then one reversed loop doing parent.grad += local * grad. No
-checks, no teaching hooks: it measures what such a design costs, next to the global-tape floor
-(tape_floor.py, which skips the sort) and the engine (which adds its guarantees).
+then one reversed loop doing parent.grad += local * grad. No checks, no teaching hooks: it
+measures what such a design costs, next to the global-tape floor (tape_floor.py, which skips
+the sort) and the engine (which adds its guarantees). The MLP and the step are tape_floor's,
+run on these nodes; the node functions are written again only because tape_floor's also
+append every node to its tape.
 """
 from __future__ import annotations
 
-import random
+import sys
+
+import tape_floor
 
 
-class DV:
+class TV:
     __slots__ = ("data", "grad", "_a", "_b", "_da", "_db")
 
     def __init__(self, data: float):
@@ -23,40 +27,40 @@ class DV:
 _new = object.__new__
 
 
-def _node(data, a, b, da, db) -> DV:
-    v = _new(DV)
+def _node(data, a, b, da, db) -> TV:
+    v = _new(TV)
     v.data, v.grad, v._a, v._b, v._da, v._db = data, 0.0, a, b, da, db
     return v
 
 
-def mul(a: DV, b: DV) -> DV:
+def mul(a: TV, b: TV) -> TV:
     x, y = a.data, b.data
     return _node(x * y, a, b, y, x)
 
 
-def scale(a: DV, k: float) -> DV:
+def mulk(a: TV, k: float) -> TV:
     return _node(a.data * k, a, None, k, None)
 
 
-def shift(a: DV, k: float) -> DV:
+def addk(a: TV, k: float) -> TV:
     return _node(a.data + k, a, None, 1.0, None)
 
 
-def relu(a: DV) -> DV:
+def relu(a: TV) -> TV:
     x = a.data
     return _node(x if x > 0.0 else 0.0, a, None, 1.0 if x > 0.0 else 0.0, None)
 
 
-def add(a: DV, b: DV) -> DV:
+def add(a: TV, b: TV) -> TV:
     return _node(a.data + b.data, a, b, 1.0, 1.0)
 
 
-def total(xs: list) -> DV:
+def total(xs: list) -> TV:
     """One n-ary sum node: parents as a tuple in _a, _b marks it (True)."""
     return _node(sum(x.data for x in xs), tuple(xs), True, None, None)
 
 
-def backward(root: DV) -> None:
+def backward(root: TV) -> None:
     """From any node, as micrograd: sort what is below it depth-first (iteratively, a None on
     the stack marking where a node's inputs are done), then one reversed loop."""
     order: list = []
@@ -102,37 +106,9 @@ def backward(root: DV) -> None:
             b.grad += v._db * g
 
 
-class MLP:
-    def __init__(self, nin: int, nouts: list, seed: int = 1337):
-        rng = random.Random(seed)
-        sizes = [nin] + nouts
-        self.layers = [[([DV(rng.uniform(-1, 1)) for _ in range(sizes[i])], DV(0.0))
-                        for _ in range(sizes[i + 1])] for i in range(len(nouts))]
-
-    def parameters(self) -> list:
-        return [p for layer in self.layers for w, b in layer for p in w + [b]]
-
-    def __call__(self, x: list) -> DV:
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            out = []
-            for w, b in layer:
-                s = total([mul(wi, xi) for wi, xi in zip(w, x)] + [b])
-                out.append(relu(s) if i < last else s)
-            x = out
-        return x[0]
+def MLP(nin: int, nouts: list, seed: int = 1337) -> tape_floor.MLP:
+    """micrograd's MLP (tape_floor's, the same weights for a seed) on these nodes."""
+    return tape_floor.MLP(nin, nouts, seed, ops=sys.modules[__name__])
 
 
-def step(model: MLP, X, y, lr: float, alpha: float = 1e-4) -> float:
-    """micrograd's demo step: hinge loss + alpha * L2, backward from the total, SGD."""
-    scores = [model([DV(a), DV(b)]) for a, b in X]
-    losses = [relu(shift(scale(s, -yi), 1.0)) for s, yi in zip(scores, y)]
-    params = model.parameters()
-    loss = add(scale(total(losses), 1.0 / len(losses)),
-               scale(total([mul(p, p) for p in params]), alpha))
-    for p in params:
-        p.grad = 0.0
-    backward(loss)
-    for p in params:
-        p.data -= lr * p.grad
-    return loss.data
+step = tape_floor.step  # micrograd's demo step, run on the model's nodes: these

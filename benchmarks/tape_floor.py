@@ -8,6 +8,7 @@ from the last node made, one graph at a time, no checks): it measures what the w
 from __future__ import annotations
 
 import random
+import sys
 
 TAPE: list = []
 
@@ -76,16 +77,21 @@ def backward(root: TV) -> None:
 
 
 class MLP:
-    def __init__(self, nin: int, nouts: list, seed: int = 1337):
+    """micrograd's MLP over the node functions of `ops` (this module, or dfs_floor: the same
+    node layout and functions, and its own backward)."""
+
+    def __init__(self, nin: int, nouts: list, seed: int = 1337, ops=None):
+        self.ops = ops = sys.modules[__name__] if ops is None else ops
         rng = random.Random(seed)
         sizes = [nin] + nouts
-        self.layers = [[([TV(rng.uniform(-1, 1)) for _ in range(sizes[i])], TV(0.0))
+        self.layers = [[([ops.TV(rng.uniform(-1, 1)) for _ in range(sizes[i])], ops.TV(0.0))
                         for _ in range(sizes[i + 1])] for i in range(len(nouts))]
 
     def parameters(self) -> list:
         return [p for layer in self.layers for w, b in layer for p in w + [b]]
 
-    def __call__(self, x: list) -> TV:
+    def __call__(self, x: list):
+        mul, relu, total = self.ops.mul, self.ops.relu, self.ops.total
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             out = []
@@ -97,15 +103,16 @@ class MLP:
 
 
 def step(model: MLP, X, y, lr: float, alpha: float = 1e-4) -> float:
-    """micrograd's demo step on the tape: hinge loss + alpha * L2, backward, SGD."""
-    scores = [model([TV(a), TV(b)]) for a, b in X]
-    losses = [relu(addk(mulk(s, -yi), 1.0)) for s, yi in zip(scores, y)]
+    """micrograd's demo step on model.ops: hinge loss + alpha * L2, backward, SGD."""
+    o = model.ops
+    scores = [model([o.TV(a), o.TV(b)]) for a, b in X]
+    losses = [o.relu(o.addk(o.mulk(s, -yi), 1.0)) for s, yi in zip(scores, y)]
     params = model.parameters()
-    loss = add(mulk(total(losses), 1.0 / len(losses)),
-               mulk(total([mul(p, p) for p in params]), alpha))
+    loss = o.add(o.mulk(o.total(losses), 1.0 / len(losses)),
+                 o.mulk(o.total([o.mul(p, p) for p in params]), alpha))
     for p in params:
         p.grad = 0.0
-    backward(loss)
+    o.backward(loss)
     for p in params:
         p.data -= lr * p.grad
     return loss.data
