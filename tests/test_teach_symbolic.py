@@ -111,3 +111,24 @@ def test_an_operation_without_a_sympy_rule_is_named():
     y = cube(Value(2.0, "x")) + 1
     with pytest.raises(NotImplementedError, match="'lab_cube_test'"):
         symbolic(y)
+
+
+def test_kinks_at_a_tie_give_backwards_numbers_and_sympys_formula_away_from_it():
+    # SymPy's Heaviside(0) is 1/2: relu'(0) and a tied max gave 1/2-weighted numbers that were
+    # neither one-sided slope nor backward's (a tie of two inputs both got the whole gradient)
+    a, b, c, z = Value(1.0, "a"), Value(1.0, "b"), Value(0.5, "c"), Value(0.0, "z")
+    root = Value.max([a, b, c]) * 2 + (z.relu() * 3 + Value.max([c, c + 0.5]))
+    root.label = "r"
+    table = symbolic(root)
+    root.backward()
+    assert (a.grad, b.grad, z.grad) == (2.0, 0.0, 0.0)  # the first tied input; relu flat at 0
+    for row in table.rows:
+        assert row.grad_number == row.node.grad, row
+    whole = table.row("r").value
+    s = table.symbols
+    for pt in ({"a": 1.25, "b": 0.75, "c": 0.5, "z": 0.5},
+               {"a": 0.5, "b": 1.5, "c": 2.0, "z": -0.5}):
+        at = {s[k]: v for k, v in pt.items()}
+        for name in pt:
+            mine = float(table.row(name).grad.subs(at))
+            assert mine == float(sp.diff(whole, s[name]).subs(at)), (name, pt)

@@ -53,6 +53,23 @@ def _op_rules(sp) -> dict:
     }
 
 
+def _kink_rules(sp) -> dict:
+    """Local derivatives written out for the ops with a kink, in the engine's convention there.
+
+    sympy.diff gives Heaviside(x) for them, which is 1/2 at 0: the number at a tie would then
+    be neither of the one-sided slopes and not what backward() passes. The engine's rules:
+    relu passes nothing at 0; max gives its edge to the first of equal inputs, so input i is
+    picked when it is larger than every input before it and at least every input after it
+    (Heaviside(z, h) is h at z = 0)."""
+    H = sp.Heaviside
+
+    def max_locals(*ts):
+        return tuple(sp.Mul(*[H(ti - tj, 0 if j < i else 1) for j, tj in enumerate(ts) if j != i])
+                     for i, ti in enumerate(ts))
+
+    return {"relu": lambda t: (H(t, 0),), "max": max_locals}
+
+
 class _Builder:
     """The graph in SymPy: expressions per node, symbolic local derivatives per edge."""
 
@@ -62,6 +79,7 @@ class _Builder:
         self.order = topological_order(root)
         self.names = node_names(self.order)
         self.rules = _op_rules(sp)
+        kinks = _kink_rules(sp)
         self.symbols: dict = {}  # leaf -> Symbol
         self.expr: dict = {}
         self.local: dict = {}  # node -> tuple of symbolic local derivatives, one per edge
@@ -83,9 +101,10 @@ class _Builder:
             args = [self.expr[p] for p in v._prev]
             self.expr[v] = rule(*args)
             ts = sp.symbols(f"t0:{len(args)}", real=True)
-            f = rule(*ts)
-            self.local[v] = tuple(sp.diff(f, t).subs(dict(zip(ts, args)), simultaneous=True)
-                                  for t in ts)
+            kink = kinks.get(op.name)
+            locals_ = kink(*ts) if kink is not None else [sp.diff(rule(*ts), t) for t in ts]
+            self.local[v] = tuple(d.subs(dict(zip(ts, args)), simultaneous=True)
+                                  for d in locals_)
 
     def adjoints(self) -> dict:
         """d root / d node for every node, by the backward loop on expressions."""
