@@ -154,6 +154,51 @@ def test_random_graphs_match_engine_per_example_and_summed(recipe, data):
     compare_with_engine(build, n_in, params, X)
 
 
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 3).flatmap(lambda n: st.tuples(st.just(n), graphs(
+    leaves=n + 2, steps=(1, 10), outputs=3, any_outputs=True, leaf_values=values))))
+def test_random_graphs_export_to_torch_with_the_replays_numbers(recipe):
+    # every operation of the live table through the export: the replay's values and gradients
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle for to_torch")
+    n_in, g = recipe
+    params = [Value(v, f"p{i}") for i, v in enumerate(g.xs[n_in:])]
+    ph = [Value(v) for v in g.xs[:n_in]]
+    prog = Program.from_graph(builder(g, params)(ph), inputs=[ph], params=params,
+                              allow_unused=True)
+    X = np.array([g.xs[:n_in]] * 3) + np.array([[0.0], [1e-3], [-1e-3]])
+    outs = prog(X)
+    grads = prog.backward([1.0] * len(outs), write=False)
+    tp = prog.to_torch()
+    t = tp(torch.tensor(X))
+    t = t if isinstance(t, (list, tuple)) else [t]
+    for a, b in zip(t, outs):
+        np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-12, atol=1e-14)
+    total = sum(x.sum() for x in t if x.requires_grad)
+    if params and torch.is_tensor(total):
+        total.backward()
+        np.testing.assert_allclose(tp.params.grad.numpy(), grads.params, rtol=1e-9, atol=1e-12)
+
+
+
+@pytest.mark.parametrize("f", [lambda x, y: Value.max([x * 2, x]) + y * 2,
+                               lambda x, y: (x * 2).relu() + y * 2,
+                               lambda x, y: (x * 2 + x) + y * 2,
+                               lambda x, y: Value.sum([x * 2, x]) + y * 2])
+def test_to_torch_takes_rows_gathered_backwards_to_row_0(f):
+    # these plans gather rows 1, 0 as slice(1, None, -1): the export read it as no rows at all
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle for to_torch")
+    prog = trace(f, 0.3, 0.3)
+    X, Y = np.array([1.0, -1.0, 0.25]), np.array([2.0, -2.0, 0.5])
+    tx, ty = (torch.tensor(a, requires_grad=True) for a in (X, Y))
+    out = prog.to_torch()(tx, ty)
+    np.testing.assert_array_equal(out.detach().numpy(), prog(X, Y))
+    out.sum().backward()
+    g = prog.backward(1.0, write=False, inputs=True)
+    np.testing.assert_array_equal(tx.grad.numpy(), g.inputs[0])
+    np.testing.assert_array_equal(ty.grad.numpy(), g.inputs[1])
+
+
 # one sample per built-in operation, read against the live table: a new built-in without a
 # sample here fails the test below
 SAMPLES = {"add": lambda a, c: a + c, "sub": lambda a, c: a - c, "mul": lambda a, c: a * c,

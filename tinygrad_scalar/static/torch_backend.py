@@ -24,6 +24,7 @@ import numpy as np
 
 from . import feed
 from .elementwise import per_element
+from .plan import positions
 
 try:
     import torch
@@ -81,8 +82,7 @@ class _Blocks:
 
     def pieces(self, idx) -> tuple:
         """([(block, offsets)], permutation or None) that gather these rows in order."""
-        rows = np.arange(idx.start, idx.stop, idx.step) if isinstance(idx, slice) \
-            else np.asarray(idx)
+        rows = positions(idx)  # a descending slice to row 0 has stop None
         blocks = self.block[rows]
         bid, n = int(blocks[0]), len(rows)
         off = rows - self.start[bid]
