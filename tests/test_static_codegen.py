@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_scalar import optim
+from tinygrad_scalar import losses, optim
 from tinygrad_scalar.data import make_moons, signed_labels
 from tinygrad_scalar.engine import Value
 from tinygrad_scalar.nn import MLP
@@ -159,6 +159,20 @@ def test_static_cross_entropy_is_log_softmax(k):
     soft = [math.exp(v.data - lse) for v in z]
     for j, v in enumerate(z):
         assert v.grad == pytest.approx(soft[j] - t[j], rel=1e-12, abs=1e-15)
+
+
+
+@pytest.mark.parametrize("z, t", [([1e16, 1e16, 0.0], 0), ([1e6, 999999.0, 0.0], 1),
+                                  ([-1e300, 0.0, 5.0], 2), ([3e15, -2.0, 3e15 - 4], 2)])
+def test_static_cross_entropy_keeps_its_digits_at_large_logits(z, t):
+    # (m + log S) - z_t cancelled: at logits 1e16, 1e16 it gave 0 where log 2 is right
+    torch = pytest.importorskip("torch", reason="PyTorch float64 is the oracle")
+    ref = float(torch.nn.functional.cross_entropy(torch.tensor([z], dtype=torch.float64),
+                                                   torch.tensor([t])))
+    onehot = [Value(float(j == t)) for j in range(len(z))]
+    ours = static_cross_entropy([Value(v) for v in z], onehot).data
+    assert ours == pytest.approx(ref, rel=1e-15, abs=1e-300)
+    assert ours == losses.cross_entropy([Value(v) for v in z], t).data  # the engine's loss
 
 
 def test_static_cross_entropy_shift_is_one_max_group():

@@ -66,15 +66,18 @@ def static_bce(outputs: list, targets: list) -> Value:
 
 
 def static_cross_entropy(outputs: list, targets: list) -> Value:
-    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t: the shift m = max(z) is one n-ary max
-    node in the graph (Value.max, which compares nothing in Python), so every exp argument is
-    <= 0 for every example; the shift's own gradient cancels in log-sum-exp."""
+    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t, as log Σ exp(z_j - m) - Σ t_j (z_j - m)
+    (the same as losses.cross_entropy): the shift m = max(z) is one n-ary max node in the graph
+    (Value.max, which compares nothing in Python), so every exp argument is <= 0 for every
+    example, and m is never added back to a small log (at logits of 1e16, m + log 2 - z_t was
+    0); the shift's own gradient cancels."""
     if len(targets) != len(outputs):
         raise TraceError(f"cross_entropy: {len(outputs)} logits but {len(targets)} one-hot "
                          "target entries")
     m = outputs[0] if len(outputs) == 1 else Value.max(outputs)
-    lse = m + _vsum([(z - m).exp() for z in outputs]).log()
-    return lse - _vsum([t * z for t, z in zip(targets, outputs)])
+    shifted = [z - m for z in outputs]
+    return (_vsum([d.exp() for d in shifted]).log()
+            - _vsum([t * d for t, d in zip(targets, shifted)]))
 
 
 # name -> (per-example loss, number of target placeholders (None: one per output), accuracy)
