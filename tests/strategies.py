@@ -300,3 +300,13 @@ def graphs(draw, *, leaves: Union[int, tuple] = (1, 4), steps: Union[int, tuple]
         outs = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=outputs))
         return RandomGraph(xs, tuple(program), tuple(outs))
     return RandomGraph(xs, tuple(program), tuple(range(n - outputs, n)))
+
+
+#: inputs for n-ary max: ties, nan (first, later, several), infinities and zeros of both signs
+MAX_INPUTS = st.lists(st.floats(-1e6, 1e6) | st.sampled_from(
+    [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0]), min_size=1, max_size=8)
+
+
+def same_float(a: float, b: float) -> bool:
+    """Equal as IEEE values, the sign of a zero included; any nan equals any nan."""
+    return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))

@@ -23,7 +23,7 @@ from tinygrad_scalar.static import Program, TraceError, trace
 from tinygrad_scalar.static_train import CompiledStep, static_cross_entropy
 from tinygrad_scalar.train import TrainStep, evaluate, fit
 
-from strategies import graphs
+from strategies import MAX_INPUTS, graphs, same_float
 
 RTOL = 1e-12
 
@@ -197,6 +197,32 @@ def test_to_torch_takes_rows_gathered_backwards_to_row_0(f):
     g = prog.backward(1.0, write=False, inputs=True)
     np.testing.assert_array_equal(tx.grad.numpy(), g.inputs[0])
     np.testing.assert_array_equal(ty.grad.numpy(), g.inputs[1])
+
+
+
+@settings(max_examples=100, deadline=None)
+@given(MAX_INPUTS)
+def test_max_in_the_replay_and_the_export_is_torch_max(xs):
+    # the replay's max turned -0.0 into 0.0 (x + 0.0), and the export picked the last nan
+    # where the engine put nan on every edge: now all pick as torch.max along a dimension
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
+    k = len(xs)
+    T = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    ref = torch.max(T, dim=0).values
+    ref.backward()
+    feeds = [np.array([x]) for x in xs]
+    for exact in (True, False):
+        prog = trace(lambda *a: Value.max(list(a)), *[0.0] * k, exact=exact)
+        with np.errstate(all="ignore"):
+            out = prog(*feeds)
+            g = prog.backward(1.0, write=False, inputs=True)
+        assert same_float(float(out[0]), float(ref.detach())), exact
+        assert [float(gi[0]) for gi in g.inputs] == T.grad.tolist(), exact
+    ts = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in xs]
+    out = prog.to_torch()(*ts)
+    out.sum().backward()
+    assert same_float(float(out.detach()[0]), float(ref.detach()))
+    assert [float(t.grad[0]) for t in ts] == T.grad.tolist()
 
 
 # one sample per built-in operation, read against the live table: a new built-in without a

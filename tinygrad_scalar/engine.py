@@ -421,23 +421,28 @@ def _sum_v(*xs):
 
 
 def _max_f(*xs):
-    """The largest input, the first of equal ones; nan when any input is nan (as torch.max)."""
+    """The largest input, the first of equal ones; the first nan when any input is nan (as
+    torch.max: the value is nan and the pick is the first nan)."""
     m = xs[0]
+    if m != m:
+        return m
     for x in xs[1:]:
-        if x > m or x != x:
+        if x > m:
             m = x
+        elif x != x:
+            return x
     return m
 
 
 def _max_df(*xs):
-    """1 along the edge of the input max picked (the first of equal ones), 0 along the others;
-    nan along every edge when the result is nan."""
+    """1 along the edge of the input max picked, 0 along the others: the first input equal to
+    the result, or the first nan when the result is nan (torch.max's gradient, also there)."""
     out = _num(xs[-1])
-    if out != out:
-        return (math.nan,) * (len(xs) - 1)
+    nan = out != out
     locs, hit = [], False
     for a in xs[:-1]:
-        if not hit and _num(a) == out:
+        a = _num(a)
+        if not hit and (a == out or (nan and a != a)):
             locs.append(1.0)
             hit = True
         else:
@@ -446,9 +451,9 @@ def _max_df(*xs):
 
 
 def _max_v(*xs):
-    m = xs[0] + 0.0  # a fresh array
-    for x in xs[1:]:
-        m = where((x > m) | (x != x), x, m)
+    m = xs[0] * 1.0  # a fresh array (x + 0.0 would turn -0.0 into 0.0)
+    for x in xs[1:]:  # the later x replaces m when larger, or when the first nan
+        m = where((x > m) | ((x != x) & (m == m)), x, m)
     return m
 
 
@@ -457,9 +462,11 @@ def _max_vdf(*xs):
     nan = out != out
     locs, free = [], None
     for a in xs[:-1]:
-        hit = a == out if free is None else (a == out) & free
+        hit = (a == out) | (nan & (a != a))
+        if free is not None:
+            hit = hit & free
         free = _not(hit) if free is None else free & _not(hit)
-        locs.append(where(nan, math.nan, where(hit, 1.0, 0.0)))
+        locs.append(where(hit, 1.0, 0.0))
     return tuple(locs)
 
 
@@ -820,10 +827,11 @@ class Value:
 
     @staticmethod
     def max(values: Iterable) -> "Value":
-        """One n-ary max node: the largest of the values (the first of equal ones; nan when one
-        is nan). Its gradient goes to that input alone (local derivative 1, the others 0), as
-        torch.max along a dimension. Unlike Python's max(), it compares nothing in Python, so a
-        traced graph (static.trace) can take it: the branch-free maximum."""
+        """One n-ary max node: the largest of the values, the first of equal ones (when one is
+        nan: nan, and the first nan is the one picked). Its gradient goes to that input alone
+        (local derivative 1, the others 0), as torch.max along a dimension. Unlike Python's
+        max(), it compares nothing in Python, so a traced graph (static.trace) can take it: the
+        branch-free maximum."""
         if type(values) is not tuple:
             values = _terms(values, "Value.max")
         return apply(MAX, *values)
