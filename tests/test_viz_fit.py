@@ -215,6 +215,25 @@ def test_focus_draws_the_paths_in_full_and_greys_the_rest():
     assert "no path from a" not in draw_dot(s, focus=a).source
 
 
+def test_collapsed_focus_caption_names_only_drawn_nodes():
+    # the focus title of a collapsed drawing said "focus on L0.N0.w0: 1 path from L0.N0.w0 to
+    # L1.N0.z", two names inside boxes the picture draws closed
+    from tinygrad_scalar.teach.graph import node_names
+    root = MLP(2, [2, 1], seed=0)([1.0, -2.0])
+    names = node_names(topological_order(root))
+    for v in topological_order(root):
+        src = draw_dot(root, collapse=True, focus=v).source
+        title = re.search(r'label="(focus on [^"]*)"', src).group(1)
+        said = {n for n in names.values()
+                if re.search(rf"(?<![\w.@]){re.escape(n)}(?![\w.@])", title)}
+        assert said <= set(heads(src).values()), (title, sorted(said))
+    assert "focus on w0 in L0.N0: 1 path from w0 in L0.N0 to L1.N0;" in draw_dot(
+        root, collapse=True, focus="L0.N0.w0").source
+    # uncollapsed, every node is drawn under its own name
+    assert "focus on L0.N0.w0: 1 path from L0.N0.w0 to L1.N0.z;" in draw_dot(
+        root, focus="L0.N0.w0").source
+
+
 @needs_dot
 def test_node_sizes_reads_graphviz_layout():
     y = (Value(1.0, "abc") * 2.0).tanh()

@@ -125,7 +125,10 @@ class DrawnParts:
     `nodes` maps each drawn DOT node name (`n3`, a collapsed box `c0`) to the gradient text it
     shows (`'grad 0.5'`, or None) and whether it is highlighted; `edges` lists every edge in the
     order it was emitted (the order of the SVG's edge groups) as (tail, head, highlighted);
-    `names` maps each Value to the name the picture shows for it (the teaching tools' names).
+    `names` maps each Value to its name in the teaching tools (the name drawn on it, unless it is
+    hidden in a collapsed box). `boxed` maps each Value hidden in a collapsed box to the box's
+    name (`L0.N0`), `box_shows` each box that shows one value's data and grad to that value;
+    `seen_as(v)` is how text about the picture should name v, so a reader can find it.
     """
 
     def __init__(self) -> None:
@@ -137,9 +140,52 @@ class DrawnParts:
         # per edge (same order as `edges`): the (parent, child) pairs of Values it stands for;
         # an operation -> output edge stands for (None, output)
         self.edge_pairs: list = []
+        self.boxed: dict = {}  # Value -> the name of the collapsed box it is hidden in
+        self.box_shows: dict = {}  # box name -> the one Value whose data and grad it shows
 
     def __repr__(self) -> str:
         return f"<DrawnParts: {len(self.nodes)} nodes, {len(self.edges)} edges>"
+
+    def seen_as(self, v: Value, inside: Optional[str] = None) -> str:
+        """The name text about this picture gives v, so that a reader finds v in it: v's own
+        name when v is drawn; for a value hidden in a collapsed box, the box's name when the box
+        shows v (its output), else `w0 in L0.N0`. Text already about box `inside` (a caption
+        'inside L0.N0: ...') names that box's values by their short name alone (`w0`)."""
+        box = self.boxed.get(v)
+        if box is None:
+            return self.names[v]
+        if box == inside:
+            return self._short_name(v, box)
+        if self.box_shows.get(box) is v:
+            return box
+        return f"{self._short_name(v, box)} in {box}"
+
+    def _short_name(self, v: Value, box: str) -> str:
+        """A hidden value's name inside its box: its label without the box's path (`w0` for
+        L0.N0.w0), else what computed it from named values (`(w0 * x0)`, in parentheses so
+        that '(w0 * x0) += 1' reads as one value): the `n17` of an unlabelled node would name
+        a node the picture does not draw."""
+        name = self.names[v]
+        if name.startswith(box + "."):
+            return name[len(box) + 1:]
+        op = v.op
+        sym = op.symbol if op is not None else ""
+        args = [self._arg_name(p, box) for p in v.parents]
+        if not sym or None in args:
+            return f"a {sym or 'value'} node"
+        if sym.isalnum():
+            return f"{sym}({', '.join(args)})"
+        if len(args) == 2:
+            return f"({args[0]} {sym} {args[1]})"
+        return f"({sym}{args[0]})" if len(args) == 1 else f"a {sym} node"
+
+    def _arg_name(self, p: Value, box: str) -> Optional[str]:
+        """An operand's name in `_short_name`, or None when it has none of its own (one level
+        of description only, so a long chain is not spelled out)."""
+        other = self.boxed.get(p)
+        named = (other is None or self.names[p].startswith(other + ".")
+                 or (other != box and self.box_shows.get(other) is p))
+        return self.seen_as(p, box) if named else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,15 +402,35 @@ def _focus_set(topo: list, x: Value) -> set:
     return on
 
 
-def _focus_caption(root: Value, x: Value, names: dict, precision: int) -> str:
+def _focus_caption(root: Value, x: Value, parts: DrawnParts, precision: int) -> str:
+    """The focus title, naming root and x as the picture shows them (a collapsed box's name
+    for a value hidden in it)."""
     from .teach.pathsum import paths  # the path table's own count and factored sum
     ps = paths(root, x, max_paths=0)
-    y, xn = names[root], names[x]
+    y, xn = parts.seen_as(root), parts.seen_as(x)
+    dy, dx = (f"({t})" if " " in t else t for t in (y, xn))
     if ps.count == 0:
-        return f"focus on {xn}: no path from {xn} to {y}, so d{y}/d{xn} = 0"
+        return f"focus on {xn}: no path from {xn} to {y}, so d{dy}/d{dx} = 0"
     count = f"{ps.count:,} path{'s' if ps.count != 1 else ''}"
     return (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
-            f"derivatives along them = {format_number(ps.total, precision)} = d{y}/d{xn}")
+            f"derivatives along them = {format_number(ps.total, precision)} = d{dy}/d{dx}")
+
+
+def _box_outputs(topo: list, index: dict, box: list, count: int) -> dict:
+    """Box index -> the positions of its values that feed a node outside it (and the root):
+    what a collapsed box stands for to the rest of the picture."""
+    outputs: dict = {b: [] for b in range(count)}
+    if not count:
+        return outputs
+    for i, v in enumerate(topo):
+        for p in v._prev:
+            j = index[p]
+            if box[j] is not None and box[j] != box[i] and j not in outputs[box[j]]:
+                outputs[box[j]].append(j)
+    n = len(topo)
+    if n and box[n - 1] is not None and (n - 1) not in outputs[box[n - 1]]:
+        outputs[box[n - 1]].append(n - 1)
+    return outputs
 
 
 def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: bool = True,
@@ -404,8 +470,6 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if fx not in index:
             raise ValueError(f"focus: {fx!r} is not in the graph being drawn")
         on = _focus_set(topo, fx)
-        caption = _focus_caption(root, fx, names, precision)
-        title = f"{title}\n{caption}" if title else caption
 
     paths = cluster_paths(topo) if (cluster or collapse) else [None] * n
     # collapse: every innermost module (one that contains no other) becomes one box
@@ -423,11 +487,29 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
             raise _too_many(drawn, max_nodes, what, True)
         for p in boxes:
             _refuse_nul(".".join(p), "the module name")
+    # which nodes feed a node outside their box (the box's outputs), for collapsed labels
+    outputs = _box_outputs(topo, index, box, len(boxes))
+    box_paths = list(boxes)
+    members_of: dict = {b: [] for b in range(len(boxes))}
+    for i in range(n):
+        if box[i] is not None:
+            members_of[box[i]].append(i)
+
+    parts = DrawnParts()
+    parts.names = names
+    for i in range(n):
+        if box[i] is not None:
+            parts.boxed[topo[i]] = ".".join(box_paths[box[i]])
+    for b, outs in outputs.items():
+        if len(outs) == 1:
+            parts.box_shows[".".join(box_paths[b])] = topo[outs[0]]
+    if focus is not None:
+        caption = _focus_caption(root, fx, parts, precision)
+        title = f"{title}\n{caption}" if title else caption
 
     g = Drawing(name="tinygrad_scalar", format=format, engine="dot")
     g.fit = fit
-    parts = g.parts = DrawnParts()
-    parts.names = names
+    g.parts = parts
     g.attr("graph", rankdir=rankdir, fontname="Helvetica", nodesep="0.25", ranksep="0.35")
     if collapse and boxes:
         # every neuron of a layer connects to every one of the next, so reordering cannot save
@@ -461,22 +543,6 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", show_grad: b
         if gt is not None:
             parts.append(gt)
         return fields(parts)
-
-    # which nodes feed a node outside their box (the box's outputs), for collapsed labels
-    outputs: dict = {b: [] for b in range(len(boxes))}
-    if collapse:
-        for i, v in enumerate(topo):
-            for p in v._prev:
-                j = index[p]
-                if box[j] is not None and box[j] != box[i] and j not in outputs[box[j]]:
-                    outputs[box[j]].append(j)
-        if box[n - 1] is not None and (n - 1) not in outputs[box[n - 1]]:
-            outputs[box[n - 1]].append(n - 1)
-    box_paths = list(boxes)
-    members_of: dict = {b: [] for b in range(len(boxes))}
-    for i in range(n):
-        if box[i] is not None:
-            members_of[box[i]].append(i)
 
     def faint(attrs: dict, on_focus: bool) -> dict:
         if on is not None and not on_focus:
