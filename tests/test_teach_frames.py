@@ -295,3 +295,121 @@ def test_one_frame_as_a_picture_fits_the_column():
     pic = frames.picture(1)
     assert pic.svg == frames.svg(1) and "backward step 2/3" in pic.title
     assert 'style="max-width:100%;height:auto"' in pic._repr_html_()
+
+
+# ---------------------------------------------------------------------------------------------
+# Collapsed frames: every text names only what the picture shows.
+
+_NODE_STMT = re.compile(r'^\s+(\w+) \[label="((?:[^"\\]|\\.)*)"(.*)\]$')
+
+
+def drawn_nodes(source: str) -> dict:
+    """{the name drawn on a node (its record's first field, a box's module name): highlighted?}
+    for every node of a frame's DOT text; the title is not a node, so its names do not count."""
+    out = {}
+    for ln in source.splitlines():
+        m = _NODE_STMT.match(ln)
+        if m is None or m.group(1) in ("graph", "node", "edge"):
+            continue
+        label = m.group(2).strip()
+        if label.startswith("{"):
+            label = label[1:-1]
+        first = re.split(r"(?<!\\)\|", label)[0].strip()
+        out[re.sub(r"\\(.)", r"\1", first)] = "penwidth=3" in m.group(3)
+    return out
+
+
+def graph_title(source: str) -> str:
+    m = re.search(r'^\s+graph \[.*?label="((?:[^"\\]|\\.)*)"', source, re.MULTILINE)
+    return "" if m is None else m.group(1).replace("\\n", "\n")
+
+
+def mentioned(text: str, names) -> set:
+    """The node names (the graph's names in the teaching tools, `n17` for an unlabelled
+    node) that `text` uses as whole words."""
+    return {n for n in names if re.search(rf"(?<![\w.@]){re.escape(n)}(?![\w.@])", text)}
+
+
+def check_texts_name_only_drawn_nodes(frames) -> None:
+    """Each frame's caption and title mention only names drawn on that frame's nodes; a step
+    'inside B' is one whose highlighted node is box B; no move is dropped to get there."""
+    names = set(frames.narration.names.values())
+    captions = frames.captions()
+    for i, step in enumerate(frames.narration):
+        source = frames[i].source
+        drawn = drawn_nodes(source)
+        title = graph_title(source)
+        for text in (captions[i], title):
+            hidden = mentioned(text, names) - set(drawn)
+            assert not hidden, (text, sorted(hidden))
+            for box in re.findall(r"inside ([^\s,:]+)", text):
+                assert drawn.get(box) is True, (text, box)  # the box the frame highlights
+        moves = sum(1 for e in step.edges if not e.input.is_constant)
+        assert captions[i].count(" += ") == moves, captions[i]
+    assert not mentioned(repr(frames), names) - set(drawn_nodes(frames[0].source))
+
+
+def two_output_module():
+    """A module `m` whose box has two outputs (so it shows no one gradient), used twice."""
+    x, w = Value(1.5, "x"), Value(-2.0, "m.w")
+    p, q = w * x, w + x
+    p.label, q.label = "m.p", "m.q"
+    y = (p * q).tanh() * x
+    y.label = "y"
+    return y
+
+
+def collapsed_cases():
+    from tinygrad_scalar.nn import MLP
+    yield "MLP(2,[2,1])", MLP(2, [2, 1], seed=0)([1.0, -2.0])
+    yield "MLP(3,[3,2]) tanh", MLP(3, [3, 2], activation="tanh", seed=3)([0.5, -1.0, 2.0])[1]
+    m = MLP(2, [3, 1], seed=1)
+    yield "loss outside the boxes", (m([0.5, -0.3]) - 1.0) ** 2 + m([-1.0, 2.0]) * 0.5
+    yield "a box with two outputs", two_output_module()
+
+
+CASES = [pytest.param(root, id=name) for name, root in collapsed_cases()]
+
+
+@pytest.mark.parametrize("root", CASES)
+def test_collapsed_frames_name_only_what_the_picture_shows(root):
+    # a caption saying "at n17" or "L0.N0.w0 += ..." under a picture that shows only the box
+    # L0.N0 names a node nobody can find in it
+    check_texts_name_only_drawn_nodes(backprop_frames(root, collapse=True))
+    check_texts_name_only_drawn_nodes(backprop_frames(root, collapse=True, rankdir="TB"))
+
+
+@pytest.mark.parametrize("root", CASES)
+def test_uncollapsed_frames_keep_the_narration_names(root):
+    from tinygrad_scalar.teach.frames import caption
+    for options in ({}, {"cluster": True}):
+        frames = backprop_frames(root, max_nodes=None, **options)
+        check_texts_name_only_drawn_nodes(frames)
+        assert frames.captions() == [caption(s, len(frames)) for s in frames.narration]
+
+
+def test_collapsed_captions_read_through_the_box():
+    from tinygrad_scalar.nn import MLP
+    frames = backprop_frames(MLP(2, [2, 1], seed=0)([1.0, -2.0]), collapse=True)
+    caps = frames.captions()
+    assert caps[1] == ("step 2/11: inside L1.N0, at (w0 * L0.N0) (grad 1, final): "
+                       "w0 += 1 x 0 -> 0; L0.N0 += 1 x 0.02255 -> 0.02255")
+    assert caps[4] == ("step 5/11: inside L0.N0, at (w0 * x0) (grad 0, final): "
+                       "w0 += 0 x 1 -> 0; x0 += 0 x 0.6888 -> 0")
+    assert graph_title(frames[2].source) == "backward step 3/11: inside L0.N0, at a, grad 0.02255"
+    assert repr(frames) == "<Frames: 11 backward step(s) from L1.N0>"
+    other = backprop_frames(two_output_module(), collapse=True).captions()
+    assert "p in m += " in other[2] and "q in m += " in other[2]  # box m shows no one grad
+
+
+@needs_dot
+def test_collapsed_player_and_pictures_name_only_drawn_nodes():
+    from tinygrad_scalar.nn import MLP
+    frames = backprop_frames(MLP(2, [2, 1], seed=0)([1.0, -2.0]), collapse=True)
+    names = set(frames.narration.names.values())
+    drawn = set(drawn_nodes(frames[0].source))
+    page = frames.to_html()
+    shown = " ".join(player_data(page)["captions"]) + html.unescape(re.sub(r"<svg.*?</svg>", "",
+                                                                           page, flags=re.S))
+    assert not mentioned(shown, names) - drawn
+    assert not mentioned(frames.picture(4).title, names) - drawn

@@ -22,33 +22,59 @@ import os
 import pathlib
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Union
 
 from ..engine import Value, topological_order
 from ..files import write_atomic
 from .graph import check_value, fmt
 from .narration import Narration, Step, narrate
 
+if TYPE_CHECKING:  # viz imports this package, so it is imported where it is used
+    from ..viz import DrawnParts
+
 # draw_dot options the frames set themselves
 _OWN = ("highlight_nodes", "highlight_edges", "grads", "title")
 DEFAULT_MAX_FRAMES = 1000
 
 
-def caption(step: Step, total: int, digits: int = 4) -> str:
+def _named(v: Value, name: str, parts: Optional[DrawnParts], box: Optional[str]) -> str:
+    """v's name in a frame's text: the narration's `name`, or, for a collapsed drawing, the name
+    the picture lets a reader find (a hidden value through its box; `box` is the one the text
+    is already inside)."""
+    return name if parts is None else parts.seen_as(v, box)
+
+
+def _at(step: Step, parts: Optional[DrawnParts]) -> tuple[Optional[str], str]:
+    """(the collapsed box the step's node is hidden in, or None; where the step is: 'at d' or
+    'inside L0.N0, at (w0 * x0)'). The box is what the frame highlights, so the text says it."""
+    box = None if parts is None else parts.boxed.get(step.node)
+    where = f"at {_named(step.node, step.name, parts, box)}"
+    return box, (where if box is None else f"inside {box}, {where}")
+
+
+def caption(step: Step, total: int, digits: int = 4,
+            parts: Optional[DrawnParts] = None) -> str:
     """What a step does, in one line: 'step 2/3: at d (grad 3, final): b += 3 x 1 -> 3; ...'.
 
     Moves into constants are left out, as the pictures leave out their gradients: a derivative
-    toward a constant is never needed (for x ** 2 at x < 0 it is nan)."""
-    moves = "; ".join(f"{e.input_name} += {fmt(step.grad, digits)} x {fmt(e.local, digits)} "
+    toward a constant is never needed (for x ** 2 at x < 0 it is nan). With `parts` (what a
+    collapsed drawing drew) a node hidden in a box is named through the box, 'step 5/11:
+    inside L0.N0, at (w0 * x0) (...): w0 += ...', since a name nobody finds in the picture
+    (`n17`, `L0.N0.w0`) only confuses."""
+    box, where = _at(step, parts)
+    moves = "; ".join(f"{_named(e.input, e.input_name, parts, box)} += "
+                      f"{fmt(step.grad, digits)} x {fmt(e.local, digits)} "
                       f"-> {fmt(e.after, digits)}" for e in step.edges
                       if not e.input.is_constant) or "only constants as inputs"
-    return (f"step {step.index}/{total}: at {step.name} (grad {fmt(step.grad, digits)}, final): "
+    return (f"step {step.index}/{total}: {where} (grad {fmt(step.grad, digits)}, final): "
             f"{moves}")
 
 
-def title(step: Step, total: int, digits: int = 4) -> str:
-    """The short title drawn above a frame (the caption's first part; the player shows all)."""
-    return f"backward step {step.index}/{total}: at {step.name}, grad {fmt(step.grad, digits)}"
+def title(step: Step, total: int, digits: int = 4, parts: Optional[DrawnParts] = None) -> str:
+    """The short title drawn above a frame (the caption's first part; the player shows all);
+    `parts` as in `caption`."""
+    where = _at(step, parts)[1]
+    return f"backward step {step.index}/{total}: {where}, grad {fmt(step.grad, digits)}"
 
 
 _PLAYERS = itertools.count()
@@ -71,6 +97,7 @@ class Frames:
         self.root, self.narration, self.options = root, narration, options
         self._svgs: dict = {}
         self._sizes: Optional[dict] = None
+        self._parts: Optional[DrawnParts] = None
         self.interval_ms, self.stable_layout = interval_ms, stable_layout
 
     def __len__(self) -> int:
@@ -112,6 +139,20 @@ class Frames:
                 return dict(g)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _hidden(self) -> Optional[DrawnParts]:
+        """What the collapsed drawing drew (which values its boxes hide), so that the texts name
+        only what the picture shows; None when nothing is collapsed (the narration's names are
+        the drawn ones)."""
+        if not self.options.get("collapse"):
+            return None
+        if self._parts is None:
+            self._parts = self._draw(None, {}).parts
+        return self._parts
+
+    def _name(self, v: Value) -> str:
+        """v as the frames' pictures let a reader find it."""
+        return _named(v, self.narration.names[v], self._hidden(), None)
+
     def _draw(self, i: Optional[int], grads: dict, with_title: bool = True):
         from ..viz import draw_dot
         if i is None:  # the picture the player changes: nothing highlighted
@@ -120,11 +161,16 @@ class Frames:
         node = step.node
         return draw_dot(self.root, highlight_nodes=[node],
                         highlight_edges=[(e.input, node) for e in step.edges], grads=grads,
-                        title=title(step, len(self)) if with_title else "", **self.options)
+                        title=self._title(step) if with_title else "", **self.options)
+
+    def _title(self, step: Step) -> str:
+        return title(step, len(self), parts=self._hidden())
 
     def captions(self) -> list:
-        """What each step does, one line per frame (the player shows it above the picture)."""
-        return [caption(s, len(self)) for s in self.narration]
+        """What each step does, one line per frame (the player shows it above the picture);
+        collapsed, a node hidden in a box is named through the box (see `caption`)."""
+        parts = self._hidden()
+        return [caption(s, len(self), parts=parts) for s in self.narration]
 
     def _node_sizes(self) -> dict:
         """Graphviz's width and height of every drawn node when each shows the gradient with the
@@ -164,7 +210,7 @@ class Frames:
         at full width, cut off at the right)."""
         from ..viz import Picture
         svg = self.svg(i)
-        return Picture(svg, self[i].source, title(self.narration[i % len(self)], len(self)),
+        return Picture(svg, self[i].source, self._title(self.narration[i % len(self)]),
                        fit=self.options.get("fit", True))
 
     def _render(self, i: int, format: str, grads: Optional[dict] = None) -> bytes:
@@ -271,7 +317,7 @@ class Frames:
         return path
 
     def __repr__(self) -> str:
-        return f"<Frames: {len(self)} backward step(s) from {self.narration.names[self.root]}>"
+        return f"<Frames: {len(self)} backward step(s) from {self._name(self.root)}>"
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -316,7 +362,7 @@ class Frames:
         shows the first and last frames and every caption."""
         n = len(self)
         if n == 0:
-            root = html.escape(self.narration.names[self.root])
+            root = html.escape(self._name(self.root))
             return f"<div>{root} is a leaf, so backward takes no steps: no frames.</div>"
         from ..viz import fit_svg, strip_svg_prologue
         first = self.grads_at(0)
