@@ -667,6 +667,32 @@ def test_relu_in_its_flat_part_passes_zero_even_from_an_infinite_gradient():
     assert math.isnan(z.grad)
 
 
+def test_passes_nothing_names_the_edges_backward_masks():
+    from tinygrad_scalar.engine import passes_nothing, reverse_sweep
+    a, b = Value(0.0), Value(-1.0)
+    m = Value.max([a, b])
+    (pa, da), (pb, db) = m.edges()
+    assert not passes_nothing(m, da) and passes_nothing(m, db)    # b was not picked
+    r = b.relu()
+    assert passes_nothing(r, r.edges()[0][1])                     # the flat part
+    assert passes_nothing(a.relu(), a.relu().edges()[0][1])       # relu'(0) = 0: flat too
+    assert not passes_nothing(Value(2.0).relu(), 1.0)
+    z = b * 0.0
+    assert z.edges()[0][1] == 0.0 and not passes_nothing(z, 0.0)  # a product: 0 * inf = nan
+    assert not passes_nothing(Value(math.nan).relu(), math.nan)
+    # backward, backward_step and the sweep follow it: sqrt'(0) = inf reaches b as 0
+    y = m.sqrt()
+    y.backward()
+    assert (a.grad, b.grad) == (math.inf, 0.0)
+    g = reverse_sweep(topological_order(y), {y: 1.0})
+    assert (g[a], g[b]) == (math.inf, 0.0)
+    for v in (a, b, m):
+        v.grad = 0.0
+    m.grad = math.inf
+    m.backward_step()
+    assert (a.grad, b.grad) == (math.inf, 0.0)
+
+
 def test_relu_of_nan_and_sqrt_of_minus_zero_conventions():
     x = Value(math.nan)
     x.relu().backward()

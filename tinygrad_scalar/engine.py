@@ -954,7 +954,7 @@ class Value:
                 b = v._b
                 if b is None:
                     d = v._da
-                    if d or v._fn is not RELU:  # relu's flat part passes nothing (not 0 * inf)
+                    if d or v._fn is not RELU:  # passes_nothing, inlined: relu's flat part
                         a.grad += d * g
                 elif b is MANY:
                     d = v._da
@@ -988,9 +988,8 @@ class Value:
         g = self.grad
         if g is None or self._a is None:
             return
-        mask = self._fn is RELU or self._fn is MAX
         for p, d in zip(self._prev, self._local):
-            if p._fn is not CONST and not (mask and d == 0.0):  # as backward() passes them
+            if p._fn is not CONST and not passes_nothing(self, d):  # as backward() passes them
                 p.grad = (0.0 if p.grad is None else p.grad) + d * g
 
     _backward = backward_step  # micrograd's name, so the lecture's manual steps run unchanged
@@ -1558,8 +1557,18 @@ def _backward_graph_recorded(root: Value, topo: list, g0: float, held: list) -> 
 # - an edge toward a constant carries nothing (no derivative is computed toward a constant);
 # - relu in its flat part (x <= 0) passes nothing, so an inf or nan gradient arriving from
 #   above gives 0 below it, as PyTorch's relu (a mask, not a product) does: sqrt(relu(x)) at
-#   x = -1 has gradient 0. Every other edge multiplies, 0 * inf = nan, as in PyTorch (sqrt(|x|)
-#   at 0 has no derivative, and nan says so).
+#   x = -1 has gradient 0. So does Value.max along the edges it did not pick (as torch.max).
+#   Every other edge multiplies, 0 * inf = nan, as in PyTorch (sqrt(|x|) at 0 has no
+#   derivative, and nan says so). `passes_nothing` is that rule, for every tool that needs it.
+
+
+def passes_nothing(node: Value, local) -> bool:
+    """True when the edge into `node` whose local derivative is `local` (the stored float, as
+    in node.edges()) passes nothing backward: relu's flat part, and the inputs Value.max did
+    not pick. There the gradient below is 0 whatever arrives from above, inf or nan too (a
+    mask, not the product 0 * inf = nan). The sweeps, backward_step and the teaching tools
+    ask this one function; backward() keeps an inlined copy in its hot loop."""
+    return local == 0.0 and (node._fn is RELU or node._fn is MAX)
 
 
 def local_rules(v: Value) -> tuple:
@@ -1620,14 +1629,13 @@ def reverse_sweep(order: list, seeds: dict, *, stop: Optional[Iterable] = None,
         a = v._a
         if g is None or a is None or (stop is not None and v in stop):
             continue
-        mask = v._fn is RELU or v._fn is MAX  # flat edges pass nothing (not 0 * inf)
         for p, d in zip(v._prev, v._local):
             if p._fn is CONST:
                 if on_edge is not None:
                     on_edge(v, g, p, None, None, None)
                 continue
             before = get(p, 0.0)
-            c = 0.0 if mask and d == 0.0 else d * g
+            c = 0.0 if passes_nothing(v, d) else d * g  # (not 0 * inf = nan)
             grads[p] = before + c
             if on_edge is not None:
                 on_edge(v, g, p, d, c, before)
@@ -1648,11 +1656,10 @@ def _reverse_values(order: list, seeds: dict, stop: Optional[set],
         g = grads[v] = total(terms)
         if v._a is None or (stop is not None and v in stop):
             continue
-        mask = v._fn is RELU or v._fn is MAX  # flat edges pass nothing (not 0 * inf)
-        for p, d in zip(v._prev, local_rules(v)):
+        for p, d, d0 in zip(v._prev, local_rules(v), v._local):
             if d is not None and (within is None or p in within):
-                if mask and type(d) is float and d == 0.0:  # as the float sweep: nothing
-                    pending.setdefault(p, []).append(0.0)      # passes (not 0 * inf = nan)
+                if passes_nothing(v, d0):  # as the float sweep: nothing passes (not 0 * inf)
+                    pending.setdefault(p, []).append(0.0)
                 else:
                     pending.setdefault(p, []).append(_mul(d, g))
     return grads
