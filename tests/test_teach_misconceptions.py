@@ -9,8 +9,13 @@ import math
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from masked import GRAPHS, build, torch_grads
+from strategies import graphs
 from tinygrad_scalar import Value
+from tinygrad_scalar.engine import topological_order
 from tinygrad_scalar.teach import misconceptions
 from tinygrad_scalar.teach.misconceptions import MAX_RECURSION_STEPS, diamond, example
 
@@ -131,3 +136,61 @@ def test_pictures_highlight_wrong_nodes():
     assert "wrong at b" in pics[-1].title           # the sign variant: only b is wrong
     html = m._repr_html_()
     assert html.count("<svg") == len(m.variants) and "b enters c = a - b" in html
+
+
+# -- edges that pass nothing: relu's flat part, the inputs max did not pick ---------------------
+
+@pytest.mark.parametrize("name", ["max_sqrt", "relu_sqrt"])
+def test_an_edge_that_passes_nothing_passes_nothing_in_every_variant(name):
+    # y = sqrt(max(a, b)) or sqrt(relu(b) + a) at a = 0, b = -1: sqrt'(0) = inf reaches an edge
+    # that passes nothing, so backward (and torch) give b 0, not 0 * inf = nan. Each graph is a
+    # tree with no subtraction, and the gradient an interior node carries over is inf (inf + inf
+    # is inf), so only the variant that drops the local derivative goes wrong.
+    leaves, y = build(name)
+    y.backward()
+    assert (leaves["a"].grad, leaves["b"].grad) == (math.inf, 0.0)
+    m = misconceptions(y)
+    assert {v.key for v in m.variants if not v.right} == {"no_local"}
+    for key in ("right", "recursion", "assign", "twice", "leaves_only", "sub_sign"):
+        assert m.variant(key).grads["b"] == 0.0, key
+    assert "nan" not in m.to_text()
+    assert "no interior node below the root has a gradient" not in m.variant("twice").reason
+    # dropping the local derivative passes the gradient through the flat edge too: b gets 1
+    assert m.variant("no_local").grads["b"] == 1.0 and "b" in m.variant("no_local").reason
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_the_right_variant_is_backward_and_torch_on_masked_graphs(name):
+    import torch
+    leaves, y = build(name)
+    y.backward()
+    want = torch_grads(name, torch)
+    right = misconceptions(y).variant("right")
+    for k, x in leaves.items():
+        assert right.grads[k] == pytest.approx(x.grad, nan_ok=True)
+        assert x.grad == pytest.approx(want[k], nan_ok=True)
+
+
+def _uses(root) -> dict:
+    uses: dict = {}
+    for v in topological_order(root):
+        for p in v.parents:
+            uses[p] = uses.get(p, 0) + 1
+    return uses
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(leaves=(1, 3), steps=(1, 8), smooth=False, finite_slopes=False,
+              ops=("relu", "max", "sqrt", "add", "mul", "neg", "abs", "sum"),
+              leaf_values=st.sampled_from([-1.0, 0.0, 1.0])))
+def test_variants_that_cannot_go_wrong_on_a_graph_agree_with_backward(g):
+    # with kinks and infinite slopes (sqrt at 0): the sign variant has no subtraction to get
+    # wrong here, and where no node is used twice neither recursion nor = can go wrong
+    leaves = [Value(x, f"x{i}") for i, x in enumerate(g.xs)]
+    (root,) = g.build(leaves)
+    m = misconceptions(root)
+    assert m.variant("sub_sign").right, m.variant("sub_sign").reason
+    uses = _uses(root)
+    if all(n == 1 for n in uses.values()):
+        assert m.variant("recursion").right and m.variant("assign").right

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..engine import Value, topological_order
+from ..engine import Value, passes_nothing, topological_order
 from .graph import NodeMap, check_value, fmt, html_table, node_names, reverse_sweep, text_table
 
 #: The recursion without a topological order repeats work once per path; past this many edge
@@ -85,16 +85,24 @@ class _Graph:
         return dict.fromkeys(self.order, 0.0)
 
     def sweep(self, g: dict, edge: Callable, assign: bool = False) -> dict:
-        """The backward loop on g (reverse topological order) with a changeable edge rule."""
+        """The backward loop on g (reverse topological order) with a changeable edge rule: the
+        local it gives multiplies, except on an edge that passes nothing (the engine's mask,
+        not 0 * inf), so a variant differs from backward only by its own mistake."""
         for w in reversed(self.order):
             gw = g[w]
             for k, (p, d) in enumerate(zip(w._prev, w._local)):
-                c = edge(w, k, d) * gw
+                c = _pass(w, edge(w, k, d), gw)
                 if assign:
                     g[p] = c
                 else:
                     g[p] += c
         return g
+
+
+def _pass(w: Value, d: float, g: float) -> float:
+    """What an edge into w with local d passes down from gradient g, as backward: d * g, or
+    0 where the edge passes nothing (relu's flat part, a max input not picked)."""
+    return 0.0 if passes_nothing(w, d) else d * g
 
 
 # -- the variants: each returns (grads, expected, reason when wrong, reason when right) ------------
@@ -122,7 +130,7 @@ def _recursion(G: _Graph):
         p, d = nxt
         if first is None and not _same(g[v], G.right[v]):
             first = (v, g[v], G.right[v])
-        g[p] += d * g[v]
+        g[p] += _pass(v, d, g[v])
         stack.append((p, iter(zip(p._prev, p._local))))
     why = ""
     if first is not None:
@@ -159,8 +167,17 @@ def _twice(G: _Graph):
         why = (f"the interior nodes kept the first call's gradients ({G.n(v)} = "
                f"{fmt(G.right[v])}) and the second call added on top (a correct engine "
                "resets them; only leaves accumulate, to exactly twice)")
-    return g, want, why, "right on this graph: no interior node below the root has a " \
-                         "gradient to carry over"
+    return g, want, why, _nothing_carried(G, kept)
+
+
+def _nothing_carried(G: _Graph, kept: list) -> str:
+    """Why a second call on top of kept interior gradients came out right: there were none, or
+    (the only other way) they were inf or nan, which adding again does not change."""
+    if not kept:
+        return "right on this graph: no interior node below the root has a gradient to carry over"
+    v = kept[-1]
+    return (f"right on this graph: the gradients carried over are not finite ({G.n(v)} = "
+            f"{fmt(G.right[v])}), and adding them again changes nothing")
 
 
 def _leaves_only(G: _Graph):
@@ -176,8 +193,7 @@ def _leaves_only(G: _Graph):
         v = kept[-1]
         why = (f"zero_grad reached only the leaves: {G.n(v)} started the second backward at "
                f"{fmt(G.right[v])} instead of 0 and passed that on too")
-    return g, dict(G.right), why, "right on this graph: no interior node below the root has " \
-                                  "a gradient to carry over"
+    return g, dict(G.right), why, _nothing_carried(G, kept)
 
 
 def _no_local(G: _Graph):
