@@ -155,6 +155,19 @@ def test_paths(tmp_path):
     assert doc["paths"]["a"]["total"] == 2.0
 
 
+def test_paths_through_relus_flat_part_give_backwards_0(tmp_path):
+    # sqrt'(0) = inf reaches relu(b) at b = -1, whose flat part passes nothing: df/db is 0, and
+    # the path's product must be too (not 0 x 1 x inf = nan)
+    args = ("sqrt(relu(b) + a)", "a=0", "b=-1", "--paths", "b")
+    r = run("grad", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "df/db = 0" in r.stdout and "0 (passes nothing) x 1 x inf  0" in r.stdout
+    assert "sum of the products = 0;  df/db from backward = 0" in r.stdout
+    pb = grad_json(*args, cwd=tmp_path)["paths"]["b"]
+    assert pb["total"] == pb["grad"] == 0.0 and pb["paths"][0]["product"] == 0.0
+    assert pb["paths"][0]["masked"] == [0] and pb["masked"] is True
+
+
 def test_forward(tmp_path):
     r = run("grad", "(a+b)*(b+1)", "a=2", "b=1", "--forward", "a", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tinygrad_scalar import Value
 from tinygrad_scalar.engine import topological_order
 
+import masked
 from strategies import graphs
 from tinygrad_scalar.teach import (CostTable, ForwardTable, Narration, PathSum, forward_mode,
                                    mode_costs, narrate, paths)
@@ -321,6 +322,92 @@ def test_path_count_is_linear_in_edges_for_a_long_chain():
         v = v * 1.0
     ps = paths(v, x)
     assert ps.count == 1 and len(ps.paths[0].nodes) == 20001 and ps.total == 1.0
+
+
+# an edge that passes nothing (relu's flat part, an input max did not pick) with an inf from above:
+# backward gives 0 below it, not 0 * inf = nan; the path sum must give backward's number
+
+@pytest.mark.parametrize("name", sorted(masked.GRAPHS))
+@pytest.mark.parametrize("max_paths", [1000, 0])
+def test_paths_through_an_edge_that_passes_nothing_sum_to_backward(name, max_paths):
+    leaves, y = masked.build(name)
+    y.backward()
+    for x in leaves.values():
+        ps = paths(y, x, max_paths=max_paths)
+        assert ps.grad == pytest.approx(x.grad, nan_ok=True)
+        assert ps.total == pytest.approx(x.grad, nan_ok=True), (name, x.label, ps.to_text())
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", sorted(masked.GRAPHS))
+def test_masked_path_sums_are_torchs_numbers(name):
+    import torch
+    leaves, y = masked.build(name)
+    want = masked.torch_grads(name, torch)
+    for k, x in leaves.items():
+        for max_paths in (1000, 0):
+            assert paths(y, x, max_paths=max_paths).total == pytest.approx(want[k], nan_ok=True)
+
+
+def test_a_path_through_an_edge_that_passes_nothing_has_product_0_and_says_why():
+    leaves, y = masked.build("max_sqrt")        # y = sqrt(max(a, b)) at a = 0, b = -1
+    ps = paths(y, "b")
+    (p,) = ps.paths
+    assert p.names == ("b", "n2", "y") and p.derivs == (0.0, math.inf)
+    assert p.product == 0.0 and ps.total == 0.0 == ps.grad       # not 0 * inf = nan
+    assert p.masked == (0,) and ps.masked
+    text = ps.to_text()
+    assert "0 (passes nothing) x inf  0" in text and "not 0 x inf = nan" in text
+    assert ps.to_dict()["paths"][0]["masked"] == [0]
+    factored = paths(y, "b", max_paths=0)
+    assert factored.total == 0.0 and factored.masked
+    rows = {r.name: r for r in factored.factored}
+    assert rows["n2"].masked == (0,) and rows["n2"].nothing and rows["y"].nothing
+    assert "0 x S(b)=1 (passes nothing)" in factored.to_text()
+    # where nothing is masked, the table is as it was: no note
+    assert "passes nothing" not in paths(y, "a").to_text()
+    # two uses of b: 0 through max, 2 through 2 * b
+    leaves, y = masked.build("max_twice")
+    assert sorted(p.product for p in paths(y, "b").paths) == [0.0, 2.0]
+    assert paths(y, "b").total == paths(y, "b", max_paths=0).total == 2.0
+
+
+def test_an_inf_below_an_edge_that_passes_nothing_still_gives_nan():
+    # y = relu(sqrt(a) - 1) + b at a = 0: the flat relu passes 0, and sqrt'(0) = inf times that
+    # 0 is nan, as backward and torch give (only the flat edge itself passes nothing)
+    leaves, y = masked.build("inf_below")
+    y.backward()
+    assert math.isnan(leaves["a"].grad)
+    for max_paths in (1000, 0):
+        ps = paths(y, "a", max_paths=max_paths)
+        assert math.isnan(ps.total)
+    assert math.isnan(paths(y, "a").paths[0].product)
+
+
+CHAIN_STEPS = {  # one step of a chain, each with a kink, an edge that passes nothing, or both
+    "relu": lambda v, c: v.relu(), "max": lambda v, c: Value.max([v, c]),
+    "max_first": lambda v, c: Value.max([c, v]), "sqrt": lambda v, c: abs(v).sqrt(),
+    "abs": lambda v, c: abs(v), "add": lambda v, c: v + c, "mul": lambda v, c: v * c,
+    "neg": lambda v, c: -v}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([-1.0, 0.0, 1.0]),
+       st.lists(st.tuples(st.sampled_from(sorted(CHAIN_STEPS)),
+                          st.sampled_from([-1.0, 0.0, 1.0, 2.0])), min_size=1, max_size=8))
+def test_one_path_with_kinks_infinite_slopes_and_masks_is_backwards_number(x0, steps):
+    # one path from x to y, its edges in any order: 0 (a kink), inf (sqrt at 0) and edges that
+    # pass nothing; the product and the factored sum must both be backward's number (and the
+    # inf - inf of two paths, which no order of a sum over paths can avoid, does not arise)
+    x = Value(x0, "x")
+    y = x
+    for name, c in steps:
+        y = CHAIN_STEPS[name](y, c)
+    y.backward()
+    ps, factored = paths(y, x), paths(y, x, max_paths=0)
+    assert ps.count == 1 and ps.grad == pytest.approx(x.grad, nan_ok=True)
+    assert ps.paths[0].product == pytest.approx(x.grad, nan_ok=True), ps.to_text()
+    assert factored.total == pytest.approx(x.grad, nan_ok=True), factored.to_text()
 
 
 # --- forward mode ------------------------------------------------------------------------------

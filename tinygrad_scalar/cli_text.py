@@ -165,15 +165,15 @@ def paths_text(path_sum: "PathSum", digits: int = 6) -> str:
         return path_sum.to_text(digits)  # nothing listed: no row to tell apart
     d = path_sum.to_dict()
     y, x = d["root"], d["x"]
-    rows = [[str(i + 1), _path_label(p, inputs),
-             " x ".join(num(v, digits) for v in p.derivs) or "(empty path)",
+    rows = [[str(i + 1), _path_label(p, inputs), p.derivs_text(lambda v: num(v, digits)),
              num(p.product, digits)]
             for i, (p, inputs) in enumerate(zip(path_sum.paths, path_inputs(path_sum)))]
     n = path_sum.count
     summary = (f"sum of the products = {num(path_sum.total, digits)};  d{y}/d{x} from "
                f"backward = {num(path_sum.grad, digits)}")
+    note = [path_sum.mask_note()] if path_sum.masked else []
     return "\n".join([f"paths from {x} to {y}: {n:,} path{'s' if n != 1 else ''}",
-                      table(["#", "path", "local derivatives", "product"], rows), summary])
+                      table(["#", "path", "local derivatives", "product"], rows), summary, *note])
 
 
 # -- forward mode (--forward) ----------------------------------------------------------------

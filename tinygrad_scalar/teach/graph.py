@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 from .. import checks
 from ..engine import Value, topological_order
@@ -86,11 +86,13 @@ def op_name(v: Value) -> str:
     return "" if op is None else op.symbol
 
 
-def reverse_sweep(order: Sequence[Value], root: Value, seed: float = 1.0) -> dict:
+def reverse_sweep(order: Sequence[Value], root: Value, seed: float = 1.0,
+                  on_edge: Optional[Callable] = None) -> dict:
     """d root / d node for every node of `order`, by the engine's reverse sweep (the numbers
     backward would store on fresh leaves, bit for bit). A constant gets None: no derivative is
-    ever computed toward a constant (unless the root is itself that constant)."""
-    g = engine_reverse_sweep(list(order), {root: seed})
+    ever computed toward a constant (unless the root is itself that constant). on_edge: as for
+    the engine's sweep, called for every edge it passes."""
+    g = engine_reverse_sweep(list(order), {root: seed}, on_edge=on_edge)
     return {v: (None if v.is_constant and v is not root else g.get(v, 0.0)) for v in order}
 
 

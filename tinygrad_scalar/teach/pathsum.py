@@ -7,27 +7,54 @@ edges of paths(x -> input). Only when the count is at most `max_paths` are the p
 Otherwise the same sum is shown factored, the way the chain rule computes it: for every node v
 on the way, S(v) = sum over input edges of local x S(input) is the sum over all paths from x to
 v of their products, so S(y) is the whole sum without listing a single path.
+
+An edge that passes nothing (relu's flat part, an input max did not pick) is a mask in backward,
+not a factor: an inf or nan gradient from above gives 0 below it, not 0 x inf = nan. So a path's
+product is taken as backward takes it, from y's end, and becomes 0 at such an edge; the factored
+sum gets the same numbers by adding nothing along such an edge (unless what reaches it from x is
+already inf or nan: 0 x inf is nan there, as in backward), and nothing further on from a node
+that only such edges reach (an exact zero that no inf turns into nan).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
-from ..engine import Value, topological_order
+from ..engine import Value, passes_nothing, topological_order
 from .graph import (check_value, fmt, html_table, node_names, op_name, resolve, reverse_sweep,
                      text_table)
+
+
+_MASK_NOTE = ("an edge marked 'passes nothing' (relu's flat part, an input max did not pick) "
+             "gets an inf or nan from above, and backward passes 0 down it, not 0 x inf = nan")
 
 
 @dataclass(frozen=True)
 class Path:
     """One directed path from x to y: the nodes (x first), the local derivative on each edge
-    (d next / d previous) and their product."""
+    (d next / d previous) and their product, taken from y's end as backward multiplies.
+    `masked`: the positions in `derivs` of the edges that pass nothing where an inf or nan
+    arrives from above (backward's 0 there, where multiplying would give nan)."""
     nodes: tuple = field(repr=False)
     names: tuple
     derivs: tuple
     product: float
+    masked: tuple = ()
 
     def to_dict(self) -> dict:
-        return {"nodes": list(self.names), "derivs": list(self.derivs), "product": self.product}
+        """nodes, derivs, product; masked too when an edge of the path masks an inf or nan."""
+        d = {"nodes": list(self.names), "derivs": list(self.derivs), "product": self.product}
+        if self.masked:
+            d["masked"] = list(self.masked)
+        return d
+
+    def derivs_text(self, number: Optional[Callable[[float], str]] = None) -> str:
+        """The local derivatives as 'a x b x c' (each by `number`, default `fmt`), an edge in
+        `masked` marked 'passes nothing': the tables and the command line show paths so."""
+        number = number or fmt
+        return " x ".join(number(d) + (" (passes nothing)" if k in self.masked else "")
+                          for k, d in enumerate(self.derivs)) or "(empty path)"
 
 
 @dataclass(frozen=True)
@@ -40,11 +67,18 @@ class FactoredRow:
     count: int
     terms: tuple  # (input name, local, S(input))
     value: float
+    nothing: bool = False  # every path from x to v passes nothing on the way: S(v) is that 0
+    masked: tuple = ()     # positions in terms of edges that pass nothing where an inf or
+    #                        nan arrives from above (their term is left out of S(v))
 
     def to_dict(self) -> dict:
-        return {"node": self.name, "op": self.op, "count": self.count,
-                "terms": [{"input": n, "local": d, "sum": s} for n, d, s in self.terms],
-                "sum": self.value}
+        """node, op, count, terms, sum; nothing and masked too when an edge passes nothing."""
+        out = {"node": self.name, "op": self.op, "count": self.count,
+               "terms": [{"input": n, "local": d, "sum": s} for n, d, s in self.terms],
+               "sum": self.value}
+        if self.masked or self.nothing:
+            out.update(nothing=self.nothing, masked=list(self.masked))
+        return out
 
 
 class PathSum:
@@ -52,10 +86,13 @@ class PathSum:
     next to d root / d x from reverse mode."""
 
     def __init__(self, root: Value, x: Value, names: dict, count: int, max_paths: int,
-                 paths: list, factored: list, total: float, grad: float):
+                 paths: list, factored: list, total: float, grad: float, masked: bool = False):
         self.root, self.x, self.names = root, x, names
         self.count, self.max_paths, self.paths = count, max_paths, paths
         self.factored, self.total, self.grad = factored, total, grad
+        #: True when an edge on the way passes nothing where an inf or nan arrives from above:
+        #: there backward gives 0 and plain products would give nan (the tables say so)
+        self.masked = masked
 
     @property
     def listed(self) -> bool:
@@ -67,7 +104,7 @@ class PathSum:
                 "max_paths": self.max_paths, "listed": self.listed,
                 "paths": [p.to_dict() for p in self.paths],
                 "factored": [r.to_dict() for r in self.factored],
-                "total": self.total, "grad": self.grad}
+                "total": self.total, "grad": self.grad, **({"masked": True} if self.masked else {})}
 
     @property
     def _xname(self) -> str:
@@ -80,15 +117,19 @@ class PathSum:
 
     def _path_rows(self, digits: int) -> list:
         return [[str(i + 1), " -> ".join(p.names),
-                 " x ".join(fmt(d, digits) for d in p.derivs) or "(empty path)",
-                 fmt(p.product, digits)] for i, p in enumerate(self.paths)]
+                 p.derivs_text(lambda d: fmt(d, digits)), fmt(p.product, digits)]
+                for i, p in enumerate(self.paths)]
 
     def _factored_rows(self, digits: int) -> list:
         rows = []
+        nothing = {r.name for r in self.factored if r.nothing} if self.masked else set()
         for r in self.factored:
-            terms = " + ".join(f"{fmt(d, digits)} x S({n})={fmt(s, digits)}"
-                               for n, d, s in r.terms) or "start: S(x) = 1"
-            rows.append([r.name, r.op, f"{r.count:,}", terms, fmt(r.value, digits)])
+            terms = " + ".join(f"{fmt(d, digits)} x S({n})="
+                               f"{'nothing' if n in nothing else fmt(s, digits)}"
+                               f"{' (passes nothing)' if k in r.masked else ''}"
+                               for k, (n, d, s) in enumerate(r.terms)) or "start: S(x) = 1"
+            value = "nothing (0)" if r.name in nothing else fmt(r.value, digits)
+            rows.append([r.name, r.op, f"{r.count:,}", terms, value])
         return rows
 
     _PATH_HEADER = ["#", "path", "local derivatives", "product"]
@@ -100,8 +141,20 @@ class PathSum:
             return (f"no path from {x} to {y}: {y} does not depend on {x}, so d{y}/d{x} = 0 "
                     f"(backward: {fmt(self.grad, digits)})")
         how = "sum of the products" if self.listed else "factored sum S(" + y + ")"
-        return (f"{how} = {fmt(self.total, digits)};  d{y}/d{x} from backward = "
+        line = (f"{how} = {fmt(self.total, digits)};  d{y}/d{x} from backward = "
                 f"{fmt(self.grad, digits)}")
+        note = self.mask_note()
+        return f"{line}\n{note}" if note else line
+
+    def mask_note(self) -> str:
+        """When `masked`, one line on why a product through an edge that passes nothing is 0,
+        not 0 x inf = nan (the tables mark such edges); otherwise ''."""
+        if not self.masked:
+            return ""
+        if self.listed:
+            return f"{_MASK_NOTE}: the path's product is 0 there"
+        return (f"{_MASK_NOTE}: it adds nothing to S, and a node that only such edges reach gets "
+                "nothing, which no inf further on turns into nan")
 
     def _too_many(self) -> str:
         return (f"{self.count:,} paths are more than max_paths={self.max_paths:,}, so they are "
@@ -157,7 +210,7 @@ def _enumerate(root: Value, x: Value, count: dict, names: dict) -> list:
     """Every path from x to root, by depth-first search from root down through the inputs that
     x reaches (so no branch is a dead end); no recursion, so long chains work."""
     out: list = []
-    nodes = [root]
+    nodes = [root]  # y first: the path so far, from y down
     derivs: list = []
     stack = [iter(zip(root._prev, root._local))] if root is not x else []
     if root is x:
@@ -180,10 +233,15 @@ def _enumerate(root: Value, x: Value, count: dict, names: dict) -> list:
         if p is x:
             ns = tuple(reversed(nodes))
             ds = tuple(reversed(derivs))
-            prod = 1.0
-            for dd in derivs:  # from the y end, as backward multiplies upstream x local
-                prod = dd * prod
-            out.append(Path(ns, tuple(names[n] for n in ns), ds, prod))
+            prod, masked = 1.0, []
+            for k, (child, dd) in enumerate(zip(nodes, derivs)):  # from the y end, as backward
+                if passes_nothing(child, dd):                    # multiplies upstream x local
+                    if not math.isfinite(prod):
+                        masked.append(len(ds) - 1 - k)
+                    prod = 0.0
+                else:
+                    prod = dd * prod
+            out.append(Path(ns, tuple(names[n] for n in ns), ds, prod, tuple(sorted(masked))))
             nodes.pop()
             derivs.pop()
         else:
@@ -193,11 +251,16 @@ def _enumerate(root: Value, x: Value, count: dict, names: dict) -> list:
 
 def paths(root: Value, x, max_paths: int = 1000) -> PathSum:
     """Every directed path from x to root with its local derivatives and their product, the sum
-    of the products, and d root / d x from reverse mode (equal, up to rounding).
+    of the products, and d root / d x from reverse mode (equal, up to rounding; with an infinite
+    local derivative below a node used more than once, backward adds the uses first: s + s - s
+    with s = sqrt(x) at x = 0 is inf x 1 = inf there, and inf + inf - inf = nan over paths).
 
     The paths are counted first (exactly, linear in the edges); when there are more than
     `max_paths`, none is listed and the factored sum is given instead. x is a Value or the
     name/label of a node in root's graph; a Value root does not depend on has no path (sum 0).
+    An edge that passes nothing (relu's flat part, an input max did not pick) is backward's
+    mask: a product is 0 there even when an inf arrives from above (not 0 x inf = nan), and
+    the tables mark the edges where that happens (`masked`).
     """
     check_value(root, "paths(root)")
     if isinstance(max_paths, bool) or not isinstance(max_paths, int) or max_paths < 0:
@@ -207,24 +270,42 @@ def paths(root: Value, x, max_paths: int = 1000) -> PathSum:
     x = resolve(x, names, "paths(x)")
     count = count_paths(order, x)
     n = count.get(root, 0)
-    grads = reverse_sweep(order, root)
+    dropped: set = set()  # (node, input): edges on x's paths that mask an inf or nan from above
+
+    def on_edge(v, g, p, d, c, before) -> None:
+        if p in count and d is not None and passes_nothing(v, d) and not math.isfinite(g):
+            dropped.add((v, p))
+
+    grads = reverse_sweep(order, root, on_edge=on_edge)
     grad = grads[x] if x in grads else 0.0
-    # the factored sum: S(v) over nodes x reaches (all of root's graph reaches root)
+    # the factored sum: S(v) over nodes x reaches (all of root's graph reaches root); a node
+    # that gets nothing (every path to it passes nothing on the way) has no entry in s
     s: dict = {}
     factored = []
     for v in order:
         if v not in count:
             continue
+        masked: list = []
         if v is x:
             s[v] = 1.0
             terms: tuple = ()
         else:
-            terms = tuple((names[p], d, s[p]) for p, d in zip(v._prev, v._local) if p in s)
+            edges = [(p, d) for p, d in zip(v._prev, v._local) if p in count]
+            terms = tuple((names[p], d, s.get(p, 0.0)) for p, d in edges)
             acc = None
-            for _, d, sp in terms:
+            for k, (p, d) in enumerate(edges):
+                sp = s.get(p)
+                if sp is None:
+                    continue  # nothing reaches p, so nothing goes on from it
+                if passes_nothing(v, d) and math.isfinite(sp):
+                    if (v, p) in dropped:
+                        masked.append(k)
+                    continue  # the edge passes nothing (an inf or nan below it: 0 x inf, nan)
                 acc = d * sp if acc is None else acc + d * sp
-            s[v] = acc
-        factored.append(FactoredRow(v, names[v], op_name(v), count[v], terms, s[v]))
+            if acc is not None:
+                s[v] = acc
+        factored.append(FactoredRow(v, names[v], op_name(v), count[v], terms, s.get(v, 0.0),
+                                    v not in s, tuple(masked)))
     if n == 0:
         listed, total = [], 0.0
     elif n <= max_paths:
@@ -234,5 +315,5 @@ def paths(root: Value, x, max_paths: int = 1000) -> PathSum:
         for p in listed:
             total += p.product
     else:
-        listed, total = [], s[root]
-    return PathSum(root, x, names, n, max_paths, listed, factored, total, grad)
+        listed, total = [], s.get(root, 0.0)
+    return PathSum(root, x, names, n, max_paths, listed, factored, total, grad, bool(dropped))
