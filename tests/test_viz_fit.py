@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+import masked
 from tinygrad_scalar import Value, topological_order
 from tinygrad_scalar.nn import MLP
 from tinygrad_scalar.teach import forward_mode, narrate, paths
@@ -179,6 +180,22 @@ def test_neurons_appear_in_order(sizes):
     layers_seen = [n for n in names if "." not in n]
     assert layers_seen == [f"L{k}" for k in range(len(layers))]
     assert [n for n in names if n.startswith("L0.")] == [f"L0.N{j}" for j in range(layers[0])]
+
+
+@pytest.mark.parametrize("name", ["max_sqrt", "relu_sqrt", "max_twice"])
+def test_focus_caption_through_an_edge_that_passes_nothing_is_backwards_number(name):
+    # sqrt'(0) = inf reaches an edge that passes nothing (max did not pick b, relu(b) is flat):
+    # b's box shows backward's number, and the caption must give the same, not 0 x inf = nan
+    leaves, y = masked.build(name)
+    y.backward()
+    b = leaves["b"]
+    src = draw_dot(y, focus=b, edge_labels=True).source
+    m = re.search(r"sum of the products of local derivatives along them = (\S+) = dy/db", src)
+    assert m and float(m.group(1)) == b.grad, src
+    assert "b -> n" in src and "passes nothing" in src
+    assert src.count("= nan") == 1                      # only in "not inf x 0 = nan"
+    # where the mask changes nothing, the caption is the plain one
+    assert "passes nothing" not in draw_dot(y, focus=leaves["a"]).source
 
 
 def test_focus_draws_the_paths_in_full_and_greys_the_rest():

@@ -412,8 +412,15 @@ def _focus_caption(root: Value, x: Value, parts: DrawnParts, precision: int) -> 
     if ps.count == 0:
         return f"focus on {xn}: no path from {xn} to {y}, so d{dy}/d{dx} = 0"
     count = f"{ps.count:,} path{'s' if ps.count != 1 else ''}"
-    return (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
-            f"derivatives along them = {format_number(ps.total, precision)} = d{dy}/d{dx}")
+    caption = (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
+               f"derivatives along them = {format_number(ps.total, precision)} = d{dy}/d{dx}")
+    if ps.masked:  # say why a 0 next to an inf gave 0: backward's mask, as the path table does
+        why = [f"{r.terms[k][0]} -> {r.name} passes nothing ("
+               + (f"max did not pick {r.terms[k][0]}" if r.op == "max" else "relu's flat part")
+               + ")" for r in ps.factored for k in r.masked]
+        caption += (f"\n{', '.join(why[:3])}{', ...' if len(why) > 3 else ''}: an inf or nan "
+                    "arrives from above, and backward sends 0 down it, not inf x 0 = nan")
+    return caption
 
 
 def _box_outputs(topo: list, index: dict, box: list, count: int) -> dict:
