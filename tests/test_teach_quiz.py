@@ -2,10 +2,12 @@
 changes; check_answer says what was wrong."""
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
 
+from masked import build
 from tinygrad_scalar import Value
 from tinygrad_scalar.teach import WrongAnswer, check_answer, quiz
 
@@ -41,6 +43,18 @@ def test_check_by_name_right_and_wrong_with_hint():
     e.backward()  # leaves now hold twice the gradient; the quiz still checks d e / d node
     assert quiz(e).check(a=2, b=5).all_right
     assert (a.grad, b.grad, c.grad) == (4.0, 10.0, 2.0)
+
+
+def test_a_term_through_an_edge_that_passes_nothing_is_0_in_the_diagnosis():
+    # y = sqrt(max(a, b)) + 2 * b at a = 0, b = -1: max did not pick b, so the term through it
+    # is 0 (not inf x 0 = nan) and dy/db is 2. An answer of nan is not "the term through max".
+    leaves, y = build("max_twice")
+    q = quiz(y, ["b"])
+    r = q.check(b=math.nan)
+    assert not r.all_right and r.rows[0].engine == 2.0
+    assert "alone" not in r.rows[0].hint
+    assert "alone" in q.check(b=0.0).rows[0].hint        # 0 is the term through max alone
+    assert "d y / d b is 2" in q.hint("b") and "passes nothing" in q.hint("b")
 
 
 def test_dropped_local_is_diagnosed_and_missing_answers_listed():

@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
-from ..engine import Value, topological_order
+from ..engine import Value, passes_nothing, topological_order
 from .graph import check_value, fmt, html_table, node_names, resolve, reverse_sweep, text_table
 
 
@@ -194,19 +194,30 @@ class Quiz:
         terms = [(w, d) for w, d in self._users[v]]
         if len(terms) == 1:
             w, d = terms[0]
-            how = f"upstream {fmt(self._grads[w])} x local {fmt(d)}"
+            how = f"upstream {fmt(self._grads[w])} x local {fmt(d)}{self._masks(w, d)}"
         else:
             how = " + ".join(f"(from {self.names[w]}: upstream {fmt(self._grads[w])} x local "
-                             f"{fmt(d)})" for w, d in terms)
+                             f"{fmt(d)}{self._masks(w, d)})" for w, d in terms)
             how += f", one term per use: {n} is used {len(terms)} times"
         return f"d {r} / d {n} is {fmt(g)}: {how}"
+
+    def _term(self, w: Value, d: float) -> float:
+        """What the edge into w with local d passes down, as backward: upstream x local, or 0
+        where the edge passes nothing."""
+        return 0.0 if passes_nothing(w, d) else self._grads[w] * d
+
+    def _masks(self, w: Value, d: float) -> str:
+        """', passes nothing: 0' when the edge is backward's mask and what it masks is not
+        finite (the hint would read inf x 0 otherwise, which is nan)."""
+        g = self._grads[w]
+        return ", passes nothing: 0" if passes_nothing(w, d) and not math.isfinite(g) else ""
 
     def _diagnose(self, v: Value, yours: float) -> str:
         """A likely slip, when the answer matches one: one use only, or the local dropped."""
         terms = [(w, d) for w, d in self._users[v]]
         if len(terms) > 1:
             for w, d in terms:
-                if _close(yours, self._grads[w] * d, 1e-9, 1e-12):
+                if _close(yours, self._term(w, d), 1e-9, 1e-12):
                     return f" (yours is the term through {self.names[w]} alone: add every use)"
         if len(terms) == 1:
             w, d = terms[0]
