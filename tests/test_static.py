@@ -744,3 +744,23 @@ def test_relu_replay_keeps_nan_like_the_engine():
     prog = Program.from_graph(x.relu(), inputs=[x], params=[])
     out = prog(np.array([np.nan, -1.0, 2.0]))
     assert np.isnan(out[0]) and out[1] == 0.0 and out[2] == 2.0
+
+
+# -- found by a review of the compiled path: each failed before its fix -------------------------
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_backward_arrays_are_the_callers_own(exact):
+    # per_example was a view of the runner's buffer: the next backward overwrote kept results
+    net = MLP(2, [3, 2], seed=1)
+    prog = trace(lambda x: net(x), [0.0, 0.0], params=net.parameters(), exact=exact)
+    rng = np.random.default_rng(0)
+    kept, fresh = [], []
+    for X in [rng.normal(size=(4, 2)) for _ in range(3)]:
+        out = prog(X)
+        g = prog.backward([1.0, 1.0], write=False, inputs=True, per_example=True)
+        got = [*out, g.params, g.per_example, g.inputs[0]]
+        kept.append(got)
+        fresh.append([a.copy() for a in got])
+    for k, f in zip(kept, fresh):
+        for a, b in zip(k, f):
+            np.testing.assert_array_equal(a, b)

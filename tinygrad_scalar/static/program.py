@@ -30,7 +30,8 @@ class Grads(NamedTuple):
     """What Program.backward computed. params: d/d p reduced over the batch (sum or mean), in
     program.params order; per_example: (B, n_params) before reduction (only when asked for:
     by default each contribution to a parameter is summed over the batch as it is made, the
-    cheaper way); inputs: per input slot, d/d input per example (shape as fed), or None."""
+    cheaper way); inputs: per input slot, d/d input per example (shape as fed), or None.
+    Every array is the caller's own, not a buffer that the next backward reuses."""
     params: np.ndarray
     per_example: Optional[np.ndarray]
     inputs: Optional[tuple]
@@ -177,7 +178,9 @@ class Program:
             else:
                 for p, gv in zip(self.params, vals):
                     p.grad = gv
-        return Grads(params_grad, None if per_ex is None else per_ex.T, in_grads)
+        # per_ex may be the runner's own buffer (the next backward overwrites it): a copy, as
+        # params_grad and in_grads are, so that results the caller keeps stay as they were
+        return Grads(params_grad, None if per_ex is None else per_ex.T.copy(), in_grads)
 
     def verify(self, *feeds: ArrayLike, samples: int = 3, rtol: Optional[float] = None,
                **named: ArrayLike) -> dict:
