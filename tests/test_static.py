@@ -764,3 +764,19 @@ def test_backward_arrays_are_the_callers_own(exact):
     for k, f in zip(kept, fresh):
         for a, b in zip(k, f):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_forward_with_checks_the_state_as_the_feeds_are_checked(exact):
+    # np.asarray(state, dtype=float) made None nan and parsed '0.5' without a word
+    w, b = [Value(0.5), Value(-1.0)], Value(0.25)
+    p = trace(lambda x: (w[0] * x[0] + w[1] * x[1] + b).tanh(), [0.0, 0.0], params=w + [b],
+              exact=exact)
+    X = np.array([[1.0, 2.0]])
+    for bad in ([0.5, None, 0.25], ["0.5", "-1.0", "0.25"], [0.5, 1j, 0.25]):
+        with pytest.raises(TypeError, match=r"forward_with: state .*must be real numbers"):
+            p.forward_with(bad, X)
+    for bad in ([0.5, -1.0], [[0.5, -1.0, 0.25]]):
+        with pytest.raises(ValueError, match=r"forward_with: state must have shape \(3,\)"):
+            p.forward_with(bad, X)
+    assert p.forward_with([0.5, -1.0, 0.25], X).tolist() == p(X).tolist()

@@ -126,11 +126,14 @@ class Program:
         values then the frozen ones (the order of last_state()). For a training loop that
         keeps its parameters in an array between steps (CompiledStep.keep_arrays)."""
         arrays, B, single = self._feed(feeds, named)
-        state = np.asarray(state, dtype=float)
+        # as the feeds: np.asarray(dtype=float) would make None nan and parse '0.5'
+        state = feed.real_array(state, f"forward_with: state (the {len(self.params)} params' "
+                                       f"values then the {len(self.frozen)} frozen leaves')")
         if state.shape != (self.plan.n_state,):
-            raise ValueError(f"state must have shape ({self.plan.n_state},): the "
-                             f"{len(self.params)} params then the {len(self.frozen)} frozen "
-                             f"leaves; got shape {state.shape}")
+            raise ValueError(f"forward_with: state must have shape ({self.plan.n_state},): "
+                             f"the {len(self.params)} params then the {len(self.frozen)} "
+                             f"frozen leaves, in the order of last_state(); got shape "
+                             f"{state.shape}")
         return self._runner.forward(arrays, B, single, state)
 
     def backward(self, grad_outputs=None, reduce: str = "sum", *, accumulate: bool = True,
