@@ -302,3 +302,30 @@ def test_hyperparameter_messages_name_the_argument_the_value_and_the_range():
     with pytest.raises(TypeError, match=r"got list: \[0, 0, 0, .*\.\.\. \(300 characters\)$"):
         hyperparameter([0] * 100, "x")  # a long value is cut, not printed in full
     assert hyperparameter(-3, "x", -math.inf) == -3.0 and type(hyperparameter(2, "x")) is float
+
+
+# -- found by a review: step_array broadcast wrong shapes into its state ------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: Adam(ps, lr=0.1),
+], ids=["sgd-momentum", "adam"])
+def test_step_array_refuses_anything_but_one_float_per_parameter(make):
+    import numpy as np
+    ps = [Value(1.0), Value(2.0), Value(3.0)]
+    opt = make(ps)
+    opt.step_array(np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3]))  # state to keep
+    before = _snapshot(opt)
+    P, G = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3])
+    for bad_p, bad_g, shapes in [(P, G.reshape(3, 1), r"P \(3,\) and G \(3, 1\)"),
+                                 (P[:1], G, r"P \(1,\) and G \(3,\)"),
+                                 (P.reshape(1, 3), G, r"P \(1, 3\) and G \(3,\)"),
+                                 (P, np.array(0.1), r"P \(3,\) and G \(\)")]:
+        with pytest.raises(ValueError, match=r"must both have shape \(3,\).*" + shapes):
+            opt.step_array(bad_p, bad_g)
+    for bad_p, bad_g, which in [(P.tolist(), G, "P .*got list"),
+                                (P, np.array([1, 2, 3]), "G .*dtype int64"),
+                                (P.astype(np.float32), G, "P .*dtype float32")]:
+        with pytest.raises(TypeError, match=which):
+            opt.step_array(bad_p, bad_g)
+    assert repr(_snapshot(opt)) == repr(before)  # no state moved, no step counted

@@ -71,11 +71,33 @@ def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
         raise _not_finite(params, i, what, float(arr[i]))
 
 
-def _quiet(step_array):
-    """step_array without NumPy's overflow warnings: an overflow is refused, by name, before
-    anything changes (as step() refuses it), so the warning would only repeat the error."""
+def _check_arrays(opt: "Optimizer", P, G) -> None:
+    """P and G must be what step_array is defined on: 1-D float64 arrays with one entry per
+    parameter. Anything else is refused before any state changes: NumPy would broadcast a
+    (n, 1) gradient against (n,) values into an (n, n) update and keep it as the momentum
+    buffer, or a length-1 array against every parameter, without a word."""
+    n, who = len(opt.params), f"{type(opt).__name__}.step_array"
+    for name, a in (("P", P), ("G", G)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+            got = (f"an array of dtype {a.dtype}" if isinstance(a, np.ndarray)
+                   else f"{type(a).__name__}")
+            raise TypeError(f"{who}: {name} must be a float64 NumPy array of shape ({n},), "
+                            f"got {got}: write np.asarray({name}, dtype=float); the step "
+                            f"changed nothing")
+    if P.shape != (n,) or G.shape != (n,):
+        raise ValueError(f"{who}: P (the values) and G (the gradients) must both have shape "
+                         f"({n},), one entry per parameter in optimizer.params order "
+                         f"(a.reshape(-1) for {n} numbers in another shape); got P "
+                         f"{P.shape} and G {G.shape}; the step changed nothing")
+
+
+def _array_form(step_array):
+    """step_array with its arguments checked (_check_arrays) and without NumPy's overflow
+    warnings: an overflow is refused, by name, before anything changes (as step() refuses
+    it), so the warning would only repeat the error."""
     @functools.wraps(step_array)
     def run(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
+        _check_arrays(self, P, G)
         with np.errstate(all="ignore"):
             return step_array(self, P, G)
     return run
@@ -139,7 +161,10 @@ class Optimizer:
         compiled training loop keeps its parameters in an array between steps and writes
         them into the Values when user code can look). Each element goes through the same
         IEEE operations as step(), so the numbers are step()'s; a step that raises changes
-        nothing. Optimizers without an array form raise NotImplementedError."""
+        nothing. P and G must be float64 arrays of shape (len(params),), checked before
+        anything changes (NumPy would broadcast other shapes into a wrong update and keep it
+        in the optimizer's state). Optimizers without an array form raise
+        NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} has no array form of its step")
 
     def __repr__(self) -> str:
@@ -183,7 +208,7 @@ class SGD(Optimizer):
             self._buf = buf
         self.steps += 1
 
-    @_quiet
+    @_array_form
     def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
         lr, mu, wd = self.current_lr(), self.momentum, self.weight_decay
         ps = self.params
@@ -252,7 +277,7 @@ class Adam(Optimizer):
         self._m, self._v = m, v
         self.steps += 1
 
-    @_quiet
+    @_array_form
     def step_array(self, P: np.ndarray, G: np.ndarray) -> np.ndarray:
         lr = self.current_lr()
         b1, b2 = self.betas
