@@ -6,6 +6,7 @@ bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import warnings
@@ -461,3 +462,30 @@ def test_an_error_inside_keep_arrays_names_the_values_as_they_are():
     p0 = model.parameters()[0]
     assert f"data={p0.data!r}" in str(err.value)  # the trained number, not the one before
     assert err.value.__context__ is None or err.value.__suppress_context__
+
+
+# -- found by a second review of the compiled step: each failed before its fix ----------------
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_refused_update_names_the_value_with_its_own_batchs_gradient(keep):
+    X, y = _moons()
+    model = MLP(2, [4, 1], seed=2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = CompiledStep(model, "hinge", opt)
+    step(X, y)  # a first step: .grad holds its gradients
+    with pytest.raises(FloatingPointError) as err:
+        with step.keep_arrays() if keep else contextlib.nullcontext():
+            step(X, y)
+            opt.lr = math.inf  # the next update is not finite
+            step(X[:7], y[:7])  # another batch: other gradients
+    p0 = model.parameters()[0]
+    assert "params[0]" in str(err.value)
+    assert repr(p0) in str(err.value)  # data and .grad as the Value holds them now
+    opt.lr = 0.1
+    ref = MLP(2, [4, 1], seed=2)
+    ref_step = CompiledStep(ref, "hinge", optim.SGD(ref.parameters(), lr=0.1))
+    ref_step(X, y)
+    ref_step(X, y)
+    ref_step.program(X[:7], y[:7])
+    g = ref_step.program.backward((1.0 / 7, None), write=False).params
+    assert p0.grad == g[0]  # the failed step's own batch

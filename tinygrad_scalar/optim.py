@@ -42,15 +42,18 @@ def _grads(params: list) -> list:
     return out
 
 
-def _not_finite(params: list, i: int, what: str, x: float) -> FloatingPointError:
+def _not_finite(params: list, i: int, what: str, x: float,
+                shown: str = "") -> FloatingPointError:
     """The error for params[i]'s non-finite gradient (what == ".grad") or new value (what:
-    "" for the parameter itself, or which state, e.g. "'s momentum buffer")."""
+    "" for the parameter itself, or which state, e.g. "'s momentum buffer"). shown: how to
+    show the parameter (default its repr)."""
+    shown = shown or repr(params[i])
     if what == ".grad":
-        return FloatingPointError(f"params[{i}] ({params[i]!r}) has .grad {x!r}; the step "
+        return FloatingPointError(f"params[{i}] ({shown}) has .grad {x!r}; the step "
                                   "changed nothing (a non-finite gradient would make the "
                                   "parameter inf or nan: lower the learning rate or check the "
                                   "loss)")
-    return FloatingPointError(f"the step would make params[{i}]{what} ({params[i]!r}) {x!r}; "
+    return FloatingPointError(f"the step would make params[{i}]{what} ({shown}) {x!r}; "
                               "it changed nothing: lower the learning rate")
 
 
@@ -63,12 +66,19 @@ def _finite(new: list, params: list, what: str = "") -> None:
             raise _not_finite(params, i, what, x)
 
 
-def _finite_array(arr: np.ndarray, params: list, what: str) -> None:
-    """_grads' and _finite's test on an array: the first entry that is not finite, named."""
+def _finite_array(arr: np.ndarray, params: list, what: str, P: np.ndarray,
+                  G: np.ndarray) -> None:
+    """_grads' and _finite's test on an array: the first entry that is not finite, named.
+    The parameter is shown with the numbers step_array was given (P[i] as its data, G[i] as
+    its .grad), not its Value's: those may be a step or more old (a compiled loop keeps the
+    parameters in an array), and the Value's .grad is the previous step's. They are what
+    the Value holds once a compiled step that failed has written them back."""
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:  # (all finite: fine, even when their sum overflows)
         i = int(bad[0])
-        raise _not_finite(params, i, what, float(arr[i]))
+        lab = f", label={params[i].label!r}" if params[i].label else ""
+        shown = f"Value(data={float(P[i])!r}, grad={float(G[i])!r}{lab})"
+        raise _not_finite(params, i, what, float(arr[i]), shown)
 
 
 def _check_arrays(opt: "Optimizer", P, G) -> None:
@@ -219,10 +229,10 @@ class SGD(Optimizer):
             g = buf
         new = P - lr * g
         if not np.isfinite(new.sum()):  # one test; then say which input made it
-            _finite_array(G, ps, ".grad")
+            _finite_array(G, ps, ".grad", P, G)
             if mu:
-                _finite_array(buf, ps, "'s momentum buffer")
-            _finite_array(new, ps, "")
+                _finite_array(buf, ps, "'s momentum buffer", P, G)
+            _finite_array(new, ps, "", P, G)
         if mu:
             self._buf = buf
         self.steps += 1
@@ -283,19 +293,19 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         eps, wd = self.eps, self.weight_decay
         ps = self.params
-        _finite_array(G, ps, ".grad")
+        _finite_array(G, ps, ".grad", P, G)
         g = G + wd * P if wd else G
         t = self.steps + 1
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         m = b1 * np.asarray(self._m, dtype=float) + (1.0 - b1) * g
         v = b2 * np.asarray(self._v, dtype=float) + (1.0 - b2) * g * g
-        _finite_array(v, ps, "'s second moment")
+        _finite_array(v, ps, "'s second moment", P, G)
         den = np.sqrt(v / c2) + eps
         if not den.all():
             raise FloatingPointError("Adam with eps=0 divided by a zero second moment; the step "
                                      "changed nothing: use eps > 0 (default 1e-8)")
         new = P - lr * (m / c1) / den
-        _finite_array(new, ps, "")
+        _finite_array(new, ps, "", P, G)
         self._m, self._v = m, v
         self.steps += 1
         return new

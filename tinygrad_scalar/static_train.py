@@ -309,24 +309,16 @@ class CompiledStep:
         if self.alpha:  # 2 * (alpha * p): scaling by 2 is exact, so the same bits
             grads += P * (2.0 * self.alpha)
         if self._array_step:
-            failed = None
             try:
                 new = opt.step_array(P, grads)  # raises before anything changed, or steps
-            except BaseException as e:  # as a failed optimizer.step(): .grad holds this batch's
+            except BaseException:  # as a failed optimizer.step(): .grad holds this batch's
                 if self._held is None:
                     for p, g in zip(self.params, grads.tolist()):
                         p.grad = g
-                    raise
-                self._held_grad = grads
-                self.sync()  # the Values: the last good numbers, this batch's .grad
-                failed = e
-            if failed is not None:
-                if isinstance(failed, FloatingPointError):  # again, so that the message
-                    try:                                     # shows the Values as they are
-                        opt.step_array(P, grads)
-                    except FloatingPointError as again:
-                        raise again from None
-                raise failed
+                else:
+                    self._held_grad = grads
+                    self.sync()  # the Values: the last good numbers, this batch's .grad
+                raise  # its message shows each Value as it is left: P[i] and this batch's .grad
             if self._keeping:
                 self._held = new if len(state) == n else np.concatenate([new, state[n:]])
                 self._held_grad = grads
