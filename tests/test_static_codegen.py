@@ -489,3 +489,47 @@ def test_a_refused_update_names_the_value_with_its_own_batchs_gradient(keep):
     ref_step.program(X[:7], y[:7])
     g = ref_step.program.backward((1.0 / 7, None), write=False).params
     assert p0.grad == g[0]  # the failed step's own batch
+
+
+def _overflowing(case):
+    """A one-layer mse model, inputs and alpha whose batch loss overflows in one operation
+    (each per-example loss, and everything before that operation, is finite)."""
+    model = MLP(2, [1], seed=5)
+    ps = model.parameters()  # w0, w1, b
+    X, alpha = [[0.0, 0.0], [0.0, 0.0]], 1.0
+    if case == "mean":  # each loss (b - 0)^2 = 1e308: their sum overflows
+        ps[2].data, alpha = 1e154, 0.0
+    elif case == "square":  # w0 * w0 in the L2 term
+        ps[0].data = 1.5e154
+    elif case == "sum of squares":
+        ps[0].data = ps[1].data = 1e154
+    elif case == "times alpha":
+        ps[0].data, alpha = 1e5, 1e300
+    else:  # "plus": the loss 8.1e307 and the L2 term 1.62e308 are finite, their sum is not
+        ps[0].data, ps[1].data, ps[2].data, X = 9e153, 0.0, 9e153, [[0.0, 0.0]]
+    return model, X, [0.0] * len(X), alpha
+
+
+@pytest.mark.parametrize("case", ["mean", "square", "sum of squares", "times alpha", "plus"])
+@pytest.mark.parametrize("kind", ["exact", "fast", "fit"])
+def test_a_batch_loss_that_overflows_is_refused_like_the_engine(case, kind):
+    from tinygrad_scalar.train import TrainStep
+    model, X, y, alpha = _overflowing(case)
+    with pytest.raises(OverflowError) as engine:
+        TrainStep(model, "mse", optim.SGD(model.parameters(), lr=1e-160), alpha)(X, y)
+    model, X, y, alpha = _overflowing(case)
+    ps = model.parameters()
+    opt = optim.SGD(ps, lr=1e-160, momentum=0.9)
+    before = [(p.data, p.grad) for p in ps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy overflow warning either
+        with pytest.raises(OverflowError) as err:
+            if kind == "fit":
+                fit(model, X, y, "mse", opt, alpha=alpha, epochs=1, compiled=True, quiet=True)
+            else:
+                CompiledStep(model, "mse", opt, alpha, exact=kind == "exact", verify=False)(X, y)
+    # the engine's message (the same operation and operands), and where in the loss it was
+    assert str(err.value).startswith(str(engine.value)), (str(err.value), str(engine.value))
+    assert "the step changed nothing" in str(err.value)
+    assert [(p.data, p.grad) for p in ps] == before
+    assert (opt.steps, opt._buf) == (0, None)

@@ -16,6 +16,7 @@ as stable and has the same gradient (the shift's own gradient cancels exactly in
 """
 from __future__ import annotations
 
+import math
 import numbers
 from contextlib import contextmanager
 from typing import Callable, Optional, Sequence, Union
@@ -23,7 +24,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import engine
-from .engine import SUM, Value
+from .engine import ADD, MUL, SUM, Value, call_text
 from .static import Program, TraceError
 from .static.tape import refusing_branches
 
@@ -152,6 +153,28 @@ def _has_array_step(opt) -> bool:
     return owner is not Optimizer and owner is _owner(cls, "step")
 
 
+def _overflow(op, xs: Sequence[float], what: str) -> OverflowError:
+    """The engine's error for an operation of the batch loss that overflows (TrainStep
+    raises it from the same operation), naming which part of the loss it was."""
+    return OverflowError(f"{call_text(op, tuple(xs))} overflows: the result is too large for a "
+                         f"float ({what}); the step changed nothing")
+
+
+def _check_finite(op, xs: Sequence[float], out: float, what: str) -> None:
+    """A non-finite result from finite operands is an overflow (as the engine's _finish):
+    refused before any update. Non-finite operands propagate, as in the engine."""
+    if not math.isfinite(out) and all(map(math.isfinite, xs)):
+        raise _overflow(op, xs, what)
+
+
+def _check_squares(P: np.ndarray, sq: np.ndarray) -> None:
+    """The L2 term's p * p, each: the first that overflows from a finite p, named."""
+    bad = np.flatnonzero(~np.isfinite(sq) & np.isfinite(P))
+    if bad.size:
+        i = int(bad[0])
+        raise _overflow(MUL, (float(P[i]), float(P[i])), f"params[{i}] squared, in the L2 term")
+
+
 class CompiledStep:
     """One optimisation step through a traced per-example loss, replayed over the batch.
 
@@ -168,6 +191,8 @@ class CompiledStep:
     examples of the batch and compare with the engine (Program.verify). exact, fuse: see
     Program.from_graph (exact=False, fuse=True runs each layer as one matrix product).
     The parameters are the optimizer's; other model parameters are frozen (read, not trained).
+    A batch loss that overflows (the sum of the losses, a p * p of the L2 term, ...) raises
+    the engine's OverflowError, naming the operation, before anything is updated.
     """
 
     def __init__(self, model: Callable, loss: Union[str, Callable], optimizer, alpha: float = 0.0,
@@ -289,25 +314,14 @@ class CompiledStep:
             losses, scores = prog.forward_with(state, X, T)
         P = state[:n]
         B = len(losses)
-        if prog.exact:  # the loss value exactly as the engine's TrainStep computes it
-            total = SUM.f(*losses.tolist())
-            if B > 1:
-                total = total * (1.0 / B)
-            if self.alpha:
-                sq = (P * P).tolist()
-                total = total + (SUM.f(*sq) if len(sq) > 1 else sq[0]) * self.alpha
-        else:  # the fast mode agrees with the engine to rounding
-            total = float(losses.sum())
-            if B > 1:
-                total = total * (1.0 / B)
-            if self.alpha:
-                total = total + float(P @ P) * self.alpha
+        total = self._total(losses, P)
         opt = self.optimizer
         seed = 1.0 / B if B > 1 else 1.0
         # the scores (the second output) are left out: they only report, and add nothing
         grads = prog.backward((seed, None), write=False).params
         if self.alpha:  # 2 * (alpha * p): scaling by 2 is exact, so the same bits
-            grads += P * (2.0 * self.alpha)
+            with np.errstate(over="ignore"):  # an inf gradient is refused by the optimizer
+                grads += P * (2.0 * self.alpha)
         if self._array_step:
             try:
                 new = opt.step_array(P, grads)  # raises before anything changed, or steps
@@ -338,4 +352,47 @@ class CompiledStep:
                                  list(y))
         else:
             acc = self._accuracy(scores, np.asarray(y, dtype=float).reshape(-1))
-        return float(total), acc
+        return total, acc
+
+    def _total(self, losses: np.ndarray, P: np.ndarray) -> float:
+        """The batch loss: mean of the per-example losses + alpha * Σ p², each operation
+        checked for overflow as the engine checks it (TrainStep raises OverflowError from the
+        same operation), before anything is updated; no NumPy warning."""
+        B = len(losses)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.program.exact:  # the loss value exactly as the engine's TrainStep computes it
+                ls = losses.tolist()
+                total = SUM.f(*ls) if B > 1 else ls[0]
+                if B > 1:
+                    _check_finite(SUM, ls, total, "the sum of the per-example losses")
+                    total = total * (1.0 / B)
+                if self.alpha:
+                    sq_arr = P * P
+                    _check_squares(P, sq_arr)
+                    sq = sq_arr.tolist()
+                    l2 = SUM.f(*sq) if len(sq) > 1 else sq[0]
+                    if len(sq) > 1:
+                        _check_finite(SUM, sq, l2, "the L2 term's sum of squares")
+                    total = self._add_l2(total, l2)
+            else:  # the fast mode agrees with the engine to rounding
+                total = float(losses.sum())
+                if not math.isfinite(total):
+                    _check_finite(SUM, losses.tolist(), total,
+                                  "the sum of the per-example losses")
+                if B > 1:
+                    total = total * (1.0 / B)
+                if self.alpha:
+                    l2 = float(P @ P)
+                    if not math.isfinite(l2):
+                        sq_arr = P * P
+                        _check_squares(P, sq_arr)
+                        _check_finite(SUM, sq_arr.tolist(), l2, "the L2 term's sum of squares")
+                    total = self._add_l2(total, l2)
+        return float(total)
+
+    def _add_l2(self, total: float, l2: float) -> float:
+        scaled = l2 * self.alpha
+        _check_finite(MUL, (l2, self.alpha), scaled, "the L2 term times alpha")
+        out = total + scaled
+        _check_finite(ADD, (total, scaled), out, "the batch loss plus the L2 term")
+        return out
