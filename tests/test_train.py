@@ -491,3 +491,47 @@ def test_an_optimizer_in_the_loss_place_is_named_as_such():
                                         r"optimizer=opt"):
         fit(model, [[0.0, 1.0], [1.0, 0.0]], [1, -1], opt, quiet=True)
     assert model.state_dict() == before
+
+
+# -- found by a review of the compiled path: a user's accuracy gets Values, before the update --
+
+@pytest.mark.parametrize("loss, nout", [("hinge", 1), ("cross_entropy", 3)])
+def test_a_users_accuracy_gets_the_same_outputs_from_the_compiled_path(loss, nout):
+    X, y = make_moons(20, noise=0.1, seed=3)
+    y = signed_labels(y) if loss == "hinge" else [int(t) + (i % 2) for i, t in enumerate(y)]
+    seen = {}
+
+    def acc(outputs, targets):
+        rows = [o if isinstance(o, list) else [o] for o in outputs]
+        seen.setdefault("kinds", set()).add((type(outputs[0]).__name__, type(rows[0][0])))
+        hits = sum(max(range(len(r)), key=lambda j: r[j].data) == t if len(r) > 1
+                   else (r[0].data > 0) == (t > 0) for r, t in zip(rows, targets))
+        return hits / len(targets)
+
+    hist = {}
+    for comp in (False, True):
+        seen.clear()
+        net = MLP(2, [4, nout], seed=5)
+        hist[comp] = fit(net, X, y, loss, optim.SGD(net.parameters(), lr=0.1), epochs=3,
+                         quiet=True, accuracy=acc, compiled=comp).accuracy
+        assert seen["kinds"] == {("Value" if nout == 1 else "list", Value)}
+    assert hist[True] == hist[False]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_an_accuracy_that_raises_applies_no_step(compiled):
+    X, y = make_moons(20, noise=0.1, seed=3)
+    y = signed_labels(y)
+
+    def acc(outputs, targets):
+        raise KeyError("the user's accuracy failed")
+
+    net = MLP(2, [4, 1], seed=5)
+    opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for p in net.parameters():
+        p.grad = 0.125
+    before = [(p.data, p.grad) for p in net.parameters()]
+    with pytest.raises(KeyError, match="accuracy failed"):
+        fit(net, X, y, "hinge", opt, epochs=1, quiet=True, accuracy=acc, compiled=compiled)
+    assert [(p.data, p.grad) for p in net.parameters()] == before
+    assert (opt.steps, opt._buf) == (0, None)

@@ -187,9 +187,13 @@ class CompiledStep:
     model: a callable from a list of `nin` Values to a Value or a list of Values (e.g. an MLP);
     nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
     'cross_entropy' (class indices), or a callable per_example(outputs, targets) -> Value with
-    `n_targets` target placeholders. verify: on the first call, re-trace the loss on two
-    examples of the batch and compare with the engine (Program.verify). exact, fuse: see
-    Program.from_graph (exact=False, fuse=True runs each layer as one matrix product).
+    `n_targets` target placeholders. accuracy(outputs, targets): as TrainStep's, it gets the
+    model's outputs as Values (one per example, or a list per example for several outputs)
+    and the targets as given, before the update (one that raises changes nothing); the
+    default for a named loss reads the arrays directly. verify: on the first call, re-trace
+    the loss on two examples of the batch and compare with the engine (Program.verify).
+    exact, fuse: see Program.from_graph (exact=False, fuse=True runs each layer as one
+    matrix product).
     The parameters are the optimizer's; other model parameters are frozen (read, not trained).
     A batch loss that overflows (the sum of the losses, a p * p of the L2 term, ...) raises
     the engine's OverflowError, naming the operation, before anything is updated.
@@ -241,6 +245,10 @@ class CompiledStep:
             out = self.model(x)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         self.nout = len(outs)
+        # a user's accuracy gets what the engine's TrainStep gives it: per example, what the
+        # model returns (a Value, or a list / tuple of them)
+        self._out_kind = (tuple if isinstance(out, tuple) else list
+                          if isinstance(out, list) else None)
         k = self.nout if self._per_example is static_cross_entropy else n_targets
         group = k > 1 or self._per_example is static_cross_entropy
         t = [Value(0.0, f"y[{i}]") for i in range(k)] if group else Value(0.0, "y")
@@ -315,6 +323,8 @@ class CompiledStep:
         P = state[:n]
         B = len(losses)
         total = self._total(losses, P)
+        # the accuracy before the update, as TrainStep: an accuracy that raises applies nothing
+        acc = self._batch_accuracy(scores, y)
         opt = self.optimizer
         seed = 1.0 / B if B > 1 else 1.0
         # the scores (the second output) are left out: they only report, and add nothing
@@ -345,13 +355,6 @@ class CompiledStep:
             for p, g in zip(self.params, grads.tolist()):
                 p.grad = g
             opt.step()
-        if self._accuracy is None:
-            acc = None
-        elif self._user_accuracy:
-            acc = self._accuracy([list(r) if len(r) > 1 else float(r[0]) for r in scores],
-                                 list(y))
-        else:
-            acc = self._accuracy(scores, np.asarray(y, dtype=float).reshape(-1))
         return total, acc
 
     def _total(self, losses: np.ndarray, P: np.ndarray) -> float:
@@ -396,3 +399,16 @@ class CompiledStep:
         out = total + scaled
         _check_finite(ADD, (total, scaled), out, "the batch loss plus the L2 term")
         return out
+
+    def _batch_accuracy(self, scores: np.ndarray, y: Sequence):
+        if self._accuracy is None:
+            return None
+        if not self._user_accuracy:
+            return self._accuracy(scores, np.asarray(y, dtype=float).reshape(-1))
+        # what TrainStep gives a user's accuracy: per example what the model returns, as Values
+        kind = self._out_kind
+        if kind is None:
+            outputs = [Value(v) for v in scores[:, 0].tolist()]
+        else:
+            outputs = [kind([Value(v) for v in row]) for row in scores.tolist()]
+        return self._accuracy(outputs, y)

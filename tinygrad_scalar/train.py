@@ -115,8 +115,11 @@ def _check_optimizer(model: Callable, optimizer: Optimizer) -> None:
 
 class TrainStep:
     """One optimisation step on the engine: forward every sample, loss (+ alpha * L2),
-    zero_grad, backward, optimizer.step(). Returns (loss, accuracy) of the batch as it was
-    *before* the update (the numbers the forward pass saw)."""
+    accuracy, zero_grad, backward, optimizer.step(). Returns (loss, accuracy) of the batch as
+    it was *before* the update (the numbers the forward pass saw). accuracy(outputs, targets)
+    gets the model's outputs as Values (one per example, or a list per example for a model
+    with several outputs) and the targets as given; it runs before the update, so one that
+    raises changes nothing."""
 
     def __init__(self, model: Callable, loss: Union[str, LossFn], optimizer: Optimizer,
                  alpha: float = 0.0, accuracy: Optional[AccFn] = None):
@@ -135,11 +138,13 @@ class TrainStep:
         total = self.loss_fn(outputs, y)
         if self.alpha:
             total = total + _losses.l2(self.params, self.alpha)
+        # before the update: an accuracy function that raises leaves the step unapplied (no
+        # parameter, .grad or optimizer state changed), as any other failed step
+        acc = self.accuracy_fn(outputs, y) if self.accuracy_fn is not None else None
         opt = self.optimizer
         opt.zero_grad()
         total.backward()
         opt.step()
-        acc = self.accuracy_fn(outputs, y) if self.accuracy_fn is not None else None
         return total.data, acc
 
 
