@@ -533,3 +533,49 @@ def test_a_batch_loss_that_overflows_is_refused_like_the_engine(case, kind):
     assert "the step changed nothing" in str(err.value)
     assert [(p.data, p.grad) for p in ps] == before
     assert (opt.steps, opt._buf) == (0, None)
+
+
+@pytest.mark.parametrize("cause", ["targets", "forward", "accuracy"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_any_step_that_raises_inside_keep_arrays_leaves_the_values_at_the_last_good_step(
+        cause, exact):
+    X, y = _moons(12)
+    acc_calls = []
+
+    def acc(outputs, targets):
+        acc_calls.append(1)
+        if cause == "accuracy" and len(acc_calls) == 3:
+            raise KeyError("the user's accuracy failed")
+        return 0.5
+
+    class RootMLP(MLP):  # sqrt of each input first: a negative input is a domain error
+        def __call__(self, x):
+            return super().__call__([v.sqrt() for v in x])
+
+    X = np.abs(X) + 0.1
+    m, ref = RootMLP(2, [3, 1], seed=5), RootMLP(2, [3, 1], seed=5)
+    step = CompiledStep(m, "hinge", optim.SGD(m.parameters(), lr=0.5), exact=exact,
+                        accuracy=acc)
+    ref_step = CompiledStep(ref, "hinge", optim.SGD(ref.parameters(), lr=0.5), exact=exact,
+                            accuracy=acc)
+    bad_X, bad_y = X, y
+    if cause == "targets":
+        bad_y = y * 0.5
+    elif cause == "forward":
+        bad_X = X.copy()
+        bad_X[3, 1] = -1.0  # sqrt(-1.0) in the forward
+    with step.keep_arrays():
+        step(X, y)
+        step(X, y)
+        last_good = step._held[:len(step.params)].tolist()
+        with pytest.raises((ValueError, KeyError), match="labels must be|sqrt|accuracy"):
+            step(bad_X, bad_y)
+        # inside the block still: the Values are the last good step's, with its .grad
+        ref_step(X, y)
+        ref_step(X, y)
+        assert [p.data for p in m.parameters()] == last_good
+        assert [p.data for p in m.parameters()] == [p.data for p in ref.parameters()]
+        assert [p.grad for p in m.parameters()] == [p.grad for p in ref.parameters()]
+        assert step.optimizer.steps == 2
+        assert step(X, y) == ref_step(X, y)  # and it goes on from there
+    assert [p.data for p in m.parameters()] == [p.data for p in ref.parameters()]

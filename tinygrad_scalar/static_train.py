@@ -279,11 +279,14 @@ class CompiledStep:
         (the optimizer's step_array: the same numbers as its step()), so a step costs no pass
         over the Values. The Values get their trained numbers and the last step's .grad when
         any block ends (an inner one too), also through an exception, and at every sync();
-        until then they hold what they held before the block. A step that raises leaves the
-        Values at the last step that did not, with its own batch's .grad, as a failed
-        optimizer.step() does. `fit(compiled=True)` steps inside this block and
-        syncs before each callback, so no user code sees a stale Value. Optimizers without an
-        array form (a subclass with its own step()) step the Values as outside the block."""
+        until then they hold what they held before the block. A step that raises, for any
+        reason (bad targets, a domain error, the accuracy, the optimizer), syncs at once: it
+        leaves the Values at the last step that did not, with the .grad TrainStep would leave
+        (its own batch's when the optimizer refused the update, as a failed optimizer.step()
+        does; the last good step's when it raised before that), and the next step reads the
+        Values again. `fit(compiled=True)` steps inside this block and syncs before each
+        callback, so no user code sees a stale Value. Optimizers without an array form (a
+        subclass with its own step()) step the Values as outside the block."""
         self._keeping += 1
         try:
             yield self
@@ -303,6 +306,17 @@ class CompiledStep:
             p.grad = g
 
     def __call__(self, X: Sequence, y: Sequence) -> tuple:
+        if self._held is None:
+            return self._step(X, y)
+        try:
+            return self._step(X, y)
+        except BaseException:
+            # whatever raised (targets, the forward, accuracy, the optimizer): the Values get
+            # the last good step's numbers now, as the docstring of keep_arrays promises
+            self.sync()
+            raise
+
+    def _step(self, X: Sequence, y: Sequence) -> tuple:
         prog = self.program
         X = np.asarray(X, dtype=float)
         T = self._targets(y)
@@ -339,9 +353,8 @@ class CompiledStep:
                 if self._held is None:
                     for p, g in zip(self.params, grads.tolist()):
                         p.grad = g
-                else:
+                else:  # __call__ syncs: the Values get the last good numbers and these .grad
                     self._held_grad = grads
-                    self.sync()  # the Values: the last good numbers, this batch's .grad
                 raise  # its message shows each Value as it is left: P[i] and this batch's .grad
             if self._keeping:
                 self._held = new if len(state) == n else np.concatenate([new, state[n:]])
