@@ -579,3 +579,40 @@ def test_any_step_that_raises_inside_keep_arrays_leaves_the_values_at_the_last_g
         assert step.optimizer.steps == 2
         assert step(X, y) == ref_step(X, y)  # and it goes on from there
     assert [p.data for p in m.parameters()] == [p.data for p in ref.parameters()]
+
+
+def test_an_optimizer_whose_step_is_replaced_on_the_instance_steps_the_values():
+    calls = []
+    X, y = _moons()
+    ma, mb = MLP(2, [4, 1], seed=1), MLP(2, [4, 1], seed=1)
+    oa, ob = optim.SGD(ma.parameters(), lr=0.1), optim.SGD(mb.parameters(), lr=0.1)
+    sa, sb = CompiledStep(ma, "hinge", oa), CompiledStep(mb, "hinge", ob)
+    sa(X, y)  # before the override: the array form
+    sb(X, y)
+    plain = oa.step
+
+    def clipped():  # a clipping step, set on the instance after the CompiledStep was built
+        calls.append(oa.steps)
+        for p in oa.params:
+            p.grad = max(-0.01, min(0.01, p.grad))
+        plain()
+
+    oa.step = clipped
+    with sa.keep_arrays():
+        for _ in range(3):
+            sa(X, y)
+    assert calls == [1, 2, 3]
+    for _ in range(3):  # without the clipping
+        sb(X, y)
+    by_hand = MLP(2, [4, 1], seed=1)
+    oh = optim.SGD(by_hand.parameters(), lr=0.1)
+    sh = CompiledStep(by_hand, "hinge", oh)
+    sh(X, y)
+    for _ in range(3):  # the same clipping by hand
+        sh.program(X, y)
+        g = sh.program.backward((1.0 / len(X), None), write=False).params
+        for p, gi in zip(oh.params, g.tolist()):
+            p.grad = max(-0.01, min(0.01, gi))
+        oh.step()
+    assert [p.data for p in ma.parameters()] == [p.data for p in by_hand.parameters()]
+    assert [p.data for p in ma.parameters()] != [p.data for p in mb.parameters()]

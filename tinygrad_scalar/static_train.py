@@ -145,9 +145,14 @@ def _owner(cls: type, name: str) -> type:
 
 
 def _has_array_step(opt) -> bool:
-    """Does opt's own step() come with the array form (a subclass that overrides step() but not
-    step_array must run its own step)?"""
+    """Does opt's own step() come with the array form? A subclass that overrides step() but
+    not step_array must run its own step, and so must an optimizer whose step is replaced on
+    the instance (opt.step = clipped_step): the array form would skip what it adds. Asked at
+    every call, so an override made after the CompiledStep was built counts too."""
     from .optim import Optimizer
+    own = vars(opt) if hasattr(opt, "__dict__") else {}
+    if "step" in own or "step_array" in own:  # set on the instance: both, or the Values
+        return "step" in own and "step_array" in own
     cls = type(opt)
     owner = _owner(cls, "step_array")
     return owner is not Optimizer and owner is _owner(cls, "step")
@@ -231,7 +236,6 @@ class CompiledStep:
         self._accuracy = accuracy if accuracy is not None else acc
         self._user_accuracy = accuracy is not None
         self._verify = verify
-        self._array_step = _has_array_step(optimizer)
         self._keeping = 0  # depth of keep_arrays blocks
         self._held: Optional[np.ndarray] = None  # in a block: params then frozen, as an array
         self._held_grad: Optional[np.ndarray] = None
@@ -286,7 +290,8 @@ class CompiledStep:
         does; the last good step's when it raised before that), and the next step reads the
         Values again. `fit(compiled=True)` steps inside this block and syncs before each
         callback, so no user code sees a stale Value. Optimizers without an array form (a
-        subclass with its own step()) step the Values as outside the block."""
+        subclass with its own step(), or a step replaced on the instance) step the Values as
+        outside the block."""
         self._keeping += 1
         try:
             yield self
@@ -323,8 +328,11 @@ class CompiledStep:
         if X.ndim != 2 or len(X) != len(T):
             raise ValueError(f"CompiledStep needs X of shape (batch, {prog.input_sizes[0]}) and "
                              f"one target per row, got X {X.shape} and {len(T)} targets")
+        opt = self.optimizer
+        array_step = _has_array_step(opt)
+        if self._verify or not array_step:
+            self.sync()  # verify and the optimizer's own step() read the Values
         if self._verify:
-            self.sync()
             prog.verify(X, T, samples=2)
             self._verify = False
         n = len(self.params)
@@ -339,14 +347,13 @@ class CompiledStep:
         total = self._total(losses, P)
         # the accuracy before the update, as TrainStep: an accuracy that raises applies nothing
         acc = self._batch_accuracy(scores, y)
-        opt = self.optimizer
         seed = 1.0 / B if B > 1 else 1.0
         # the scores (the second output) are left out: they only report, and add nothing
         grads = prog.backward((seed, None), write=False).params
         if self.alpha:  # 2 * (alpha * p): scaling by 2 is exact, so the same bits
             with np.errstate(over="ignore"):  # an inf gradient is refused by the optimizer
                 grads += P * (2.0 * self.alpha)
-        if self._array_step:
+        if array_step:
             try:
                 new = opt.step_array(P, grads)  # raises before anything changed, or steps
             except BaseException:  # as a failed optimizer.step(): .grad holds this batch's
