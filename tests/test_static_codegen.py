@@ -616,3 +616,47 @@ def test_an_optimizer_whose_step_is_replaced_on_the_instance_steps_the_values():
         oh.step()
     assert [p.data for p in ma.parameters()] == [p.data for p in by_hand.parameters()]
     assert [p.data for p in ma.parameters()] != [p.data for p in mb.parameters()]
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_parameter_changed_inside_keep_arrays_without_sync_is_not_lost_silently(exact):
+    X, y = _moons()
+    m, ref = MLP(2, [4, 1], seed=2), MLP(2, [4, 1], seed=2)
+    step = CompiledStep(m, "hinge", optim.SGD(m.parameters(), lr=0.1), exact=exact)
+    ref_step = CompiledStep(ref, "hinge", optim.SGD(ref.parameters(), lr=0.1), exact=exact)
+    ps = m.parameters()
+    with pytest.raises(RuntimeError, match=r"params\[1\] .*changed inside a keep_arrays block "
+                                           r"without step\.sync\(\) first .*to 0\.25\).*"
+                                           r"The change is kept"):
+        with step.keep_arrays():
+            step(X, y)
+            ps[1].data = 0.25  # no sync first: the next step cannot see it
+            step(X, y)
+    ref_step(X, y)
+    ref_step(X, y)
+    want = [p.data for p in ref.parameters()]
+    want[1] = ref.parameters()[1].data = 0.25
+    assert [p.data for p in ps] == want  # the edit kept, the others trained
+    # with a sync first, the edit counts, as in fit's callbacks
+    with step.keep_arrays():
+        step(X, y)
+        step.sync()
+        ps[1].data = 0.5
+        step(X, y)
+    ref_step(X, y)
+    ref.parameters()[1].data = 0.5
+    ref_step(X, y)
+    assert [p.data for p in ps] == [p.data for p in ref.parameters()]
+
+
+def test_a_frozen_parameter_changed_inside_keep_arrays_is_named():
+    X, y = _moons()
+    m = MLP(2, [4, 1], seed=2)
+    ps = m.parameters()
+    step = CompiledStep(m, "hinge", optim.SGD(ps[:-1], lr=0.1))  # the last bias frozen
+    with pytest.raises(RuntimeError, match=r"the frozen parameter 0 \(not trained\)"):
+        with step.keep_arrays():
+            step(X, y)
+            ps[-1].data = 3.0
+            step(X, y)  # still read the old bias from the array
+    assert ps[-1].data == 3.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from contextlib import contextmanager
 from typing import Callable, Optional, Sequence, Union
 
@@ -140,6 +141,9 @@ _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
             static_cross_entropy: (_targets_onehot, _acc_argmax)}
 
 
+_DATA = operator.attrgetter("data")
+
+
 def _owner(cls: type, name: str) -> type:
     return next(c for c in cls.__mro__ if name in c.__dict__)
 
@@ -239,6 +243,7 @@ class CompiledStep:
         self._keeping = 0  # depth of keep_arrays blocks
         self._held: Optional[np.ndarray] = None  # in a block: params then frozen, as an array
         self._held_grad: Optional[np.ndarray] = None
+        self._read: Optional[np.ndarray] = None  # what the block read from the Values
         self.program = self._trace(int(nin), n_targets, exact, fuse)
 
     def _trace(self, nin: int, n_targets: int, exact: bool, fuse: bool = True) -> Program:
@@ -291,7 +296,14 @@ class CompiledStep:
         Values again. `fit(compiled=True)` steps inside this block and syncs before each
         callback, so no user code sees a stale Value. Optimizers without an array form (a
         subclass with its own step(), or a step replaced on the instance) step the Values as
-        outside the block."""
+        outside the block.
+
+        To change a parameter's .data inside the block, call sync() first: the next step then
+        reads the Values, as after every sync (fit does it before each callback). A change
+        made without it would go unseen by the steps and be overwritten when the block ends;
+        so that no edit is lost without a word, the next sync (or the block's end) keeps the
+        changed number, writes the trained ones into the other parameters and raises
+        RuntimeError naming the changed parameter."""
         self._keeping += 1
         try:
             yield self
@@ -301,14 +313,41 @@ class CompiledStep:
 
     def sync(self) -> None:
         """Write the array of a keep_arrays block into the Values (data and .grad); the next
-        step reads the Values again (so changes made to them in between count)."""
+        step reads the Values again (so changes made to them from now on count). A parameter
+        (or frozen leaf) whose .data was changed since the block read it, with no sync in
+        between, keeps the change: the others are written, then this raises RuntimeError
+        naming it (the steps since did not see the change)."""
         held, self._held = self._held, None
+        read, self._read = self._read, None
         if held is None:
             return
         n = len(self.params)
-        for p, d, g in zip(self.params, held[:n].tolist(), self._held_grad.tolist()):
-            p.data = d
+        leaves = self.program._state_leaves  # the params, then the frozen: held's rows
+        now = np.fromiter(map(_DATA, leaves), float, len(leaves))
+        changed = np.flatnonzero((now != read) & ~(np.isnan(now) & np.isnan(read)))
+        keep = set(changed.tolist())
+        for i, (p, d, g) in enumerate(zip(self.params, held[:n].tolist(),
+                                          self._held_grad.tolist())):
+            if i not in keep:
+                p.data = d
             p.grad = g
+        if changed.size:
+            raise self._changed_error(changed, leaves, read, now)
+
+    def _changed_error(self, changed: np.ndarray, leaves: list, read: np.ndarray,
+                       now: np.ndarray) -> RuntimeError:
+        n = len(self.params)
+        i = int(changed[0])
+        who = f"params[{i}]" if i < n else f"the frozen parameter {i - n} (not trained)"
+        more = f" and {changed.size - 1} more" if changed.size > 1 else ""
+        others = ", and the other parameters have their trained numbers" if n > 1 else ""
+        return RuntimeError(
+            f"{who} ({leaves[i]!r}){more} was changed inside a keep_arrays block without "
+            f"step.sync() first (from {float(read[i])!r}, the number the block had read, to "
+            f"{float(now[i])!r}): the steps since did not see the change. The change is "
+            f"kept{others}; to change a parameter inside the block, call step.sync() first "
+            f"(the next step then reads the Values), as fit(compiled=True) does before each "
+            f"callback")
 
     def __call__(self, X: Sequence, y: Sequence) -> tuple:
         if self._held is None:
@@ -364,6 +403,8 @@ class CompiledStep:
                     self._held_grad = grads
                 raise  # its message shows each Value as it is left: P[i] and this batch's .grad
             if self._keeping:
+                if self._held is None:  # what the Values held: an edit after this is seen
+                    self._read = state  # by sync
                 self._held = new if len(state) == n else np.concatenate([new, state[n:]])
                 self._held_grad = grads
             else:  # one pass writes .grad and .data (zero_grad, the .grad loop and step's)
