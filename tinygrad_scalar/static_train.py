@@ -423,36 +423,24 @@ class CompiledStep:
         checked for overflow as the engine checks it (TrainStep raises OverflowError from the
         same operation), before anything is updated; no NumPy warning."""
         B = len(losses)
+        exact = self.program.exact  # exact: the loss value exactly as TrainStep computes it
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.program.exact:  # the loss value exactly as the engine's TrainStep computes it
-                ls = losses.tolist()
-                total = SUM.f(*ls) if B > 1 else ls[0]
-                if B > 1:
-                    _check_finite(SUM, ls, total, "the sum of the per-example losses")
-                    total = total * (1.0 / B)
-                if self.alpha:
-                    sq_arr = P * P
-                    _check_squares(P, sq_arr)
-                    sq = sq_arr.tolist()
-                    l2 = SUM.f(*sq) if len(sq) > 1 else sq[0]
-                    if len(sq) > 1:
-                        _check_finite(SUM, sq, l2, "the L2 term's sum of squares")
-                    total = self._add_l2(total, l2)
-            else:  # the fast mode agrees with the engine to rounding
-                total = float(losses.sum())
-                if not math.isfinite(total):
-                    _check_finite(SUM, losses.tolist(), total,
-                                  "the sum of the per-example losses")
-                if B > 1:
-                    total = total * (1.0 / B)
-                if self.alpha:
-                    l2 = float(P @ P)
-                    if not math.isfinite(l2):
-                        sq_arr = P * P
-                        _check_squares(P, sq_arr)
-                        _check_finite(SUM, sq_arr.tolist(), l2, "the L2 term's sum of squares")
-                    total = self._add_l2(total, l2)
-        return float(total)
+            ls = losses.tolist() if exact else None
+            total = (SUM.f(*ls) if B > 1 else ls[0]) if exact else float(losses.sum())
+            if not math.isfinite(total):
+                _check_finite(SUM, losses.tolist(), total, "the sum of the per-example losses")
+            if B > 1:
+                total = total * (1.0 / B)
+            if not self.alpha:
+                return float(total)
+            sq = P * P
+            # fast: agrees with the engine to rounding
+            l2 = (SUM.f(*sq.tolist()) if len(sq) > 1 else float(sq[0])) if exact \
+                else float(P @ P)
+            if not math.isfinite(l2):  # the first p * p that overflows, else their sum
+                _check_squares(P, sq)
+                _check_finite(SUM, sq.tolist(), l2, "the L2 term's sum of squares")
+            return float(self._add_l2(total, l2))
 
     def _add_l2(self, total: float, l2: float) -> float:
         scaled = l2 * self.alpha
