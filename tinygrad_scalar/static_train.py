@@ -16,6 +16,7 @@ as stable and has the same gradient (the shift's own gradient cancels exactly in
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import operator
@@ -153,11 +154,15 @@ def _has_array_step(opt) -> bool:
     not step_array must run its own step, and so must an optimizer whose step is replaced on
     the instance (opt.step = clipped_step): the array form would skip what it adds. Asked at
     every call, so an override made after the CompiledStep was built counts too."""
-    from .optim import Optimizer
-    own = vars(opt) if hasattr(opt, "__dict__") else {}
+    own = getattr(opt, "__dict__", {})
     if "step" in own or "step_array" in own:  # set on the instance: both, or the Values
         return "step" in own and "step_array" in own
-    cls = type(opt)
+    return _class_has_array_step(type(opt))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_has_array_step(cls: type) -> bool:
+    from .optim import Optimizer
     owner = _owner(cls, "step_array")
     return owner is not Optimizer and owner is _owner(cls, "step")
 
@@ -433,11 +438,13 @@ class CompiledStep:
                 total = total * (1.0 / B)
             if not self.alpha:
                 return float(total)
-            sq = P * P
-            # fast: agrees with the engine to rounding
-            l2 = (SUM.f(*sq.tolist()) if len(sq) > 1 else float(sq[0])) if exact \
-                else float(P @ P)
+            if exact:
+                sq = (P * P).tolist()
+                l2 = SUM.f(*sq) if len(sq) > 1 else sq[0]
+            else:  # agrees with the engine to rounding
+                l2 = float(P @ P)
             if not math.isfinite(l2):  # the first p * p that overflows, else their sum
+                sq = P * P
                 _check_squares(P, sq)
                 _check_finite(SUM, sq.tolist(), l2, "the L2 term's sum of squares")
             return float(self._add_l2(total, l2))
