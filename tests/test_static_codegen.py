@@ -660,3 +660,30 @@ def test_a_frozen_parameter_changed_inside_keep_arrays_is_named():
             ps[-1].data = 3.0
             step(X, y)  # still read the old bias from the array
     assert ps[-1].data == 3.0
+
+
+def test_a_step_patched_into_the_optimizers_class_steps_the_values():
+    calls = []
+
+    class Both(optim.SGD):  # its own step and array form, written together: the array form
+        def step(self):
+            super().step()
+
+        def step_array(self, P, G):
+            return super().step_array(P, G)
+
+    X, y = _moons()
+    m = MLP(2, [4, 1], seed=1)
+    step = CompiledStep(m, "hinge", Both(m.parameters(), lr=0.1))
+    with step.keep_arrays():
+        step(X, y)
+        assert step._held is not None  # the array form
+
+        def logged(self):
+            calls.append(self.steps)
+            optim.SGD.step(self)
+
+        Both.step = logged  # patched later: the array form would skip it
+        step(X, y)
+        step(X, y)
+    assert calls == [1, 2]

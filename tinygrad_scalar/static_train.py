@@ -16,7 +16,6 @@ as stable and has the same gradient (the shift's own gradient cancels exactly in
 """
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import operator
@@ -27,6 +26,7 @@ import numpy as np
 
 from . import engine
 from .engine import ADD, MUL, SUM, Value, call_text
+from .optim import Optimizer
 from .static import Program, TraceError
 from .static.tape import refusing_branches
 
@@ -150,21 +150,24 @@ def _owner(cls: type, name: str) -> type:
 
 
 def _has_array_step(opt) -> bool:
-    """Does opt's own step() come with the array form? A subclass that overrides step() but
-    not step_array must run its own step, and so must an optimizer whose step is replaced on
-    the instance (opt.step = clipped_step): the array form would skip what it adds. Asked at
-    every call, so an override made after the CompiledStep was built counts too."""
+    """Does opt's step() come with its array form? Only when both were written together, in
+    one class body that is not Optimizer's: a subclass that overrides step() but not
+    step_array must run its own step, and so must an optimizer whose step is replaced on the
+    instance (opt.step = clipped_step) or patched into its class: the array form would skip
+    what the new step adds. Asked at every call, so a change made after the CompiledStep was
+    built counts too. When in doubt the answer is no: stepping the Values is always right."""
     own = getattr(opt, "__dict__", {})
     if "step" in own or "step_array" in own:  # set on the instance: both, or the Values
         return "step" in own and "step_array" in own
-    return _class_has_array_step(type(opt))
-
-
-@functools.lru_cache(maxsize=None)
-def _class_has_array_step(cls: type) -> bool:
-    from .optim import Optimizer
+    cls = type(opt)
     owner = _owner(cls, "step_array")
-    return owner is not Optimizer and owner is _owner(cls, "step")
+    if owner is Optimizer or owner is not _owner(cls, "step"):
+        return False
+    # and both written in that class body (a functools.wraps wrapper keeps the names): a step
+    # patched in later (SGD.step = clipped) has another name
+    body, d = owner.__qualname__, owner.__dict__
+    return (getattr(d["step"], "__qualname__", None) == body + ".step"
+            and getattr(d["step_array"], "__qualname__", None) == body + ".step_array")
 
 
 def _overflow(op, xs: Sequence[float], what: str) -> OverflowError:
@@ -217,7 +220,6 @@ class CompiledStep:
                  *, nin: Optional[int] = None, n_targets: int = 1,
                  accuracy: Optional[Callable] = None, verify: bool = True, exact: bool = True,
                  fuse: bool = True):
-        from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a tinygrad_scalar.optim optimizer (SGD, Adam), "
                             f"got {type(optimizer).__name__}: {optimizer!r}")
@@ -300,8 +302,8 @@ class CompiledStep:
         does; the last good step's when it raised before that), and the next step reads the
         Values again. `fit(compiled=True)` steps inside this block and syncs before each
         callback, so no user code sees a stale Value. Optimizers without an array form (a
-        subclass with its own step(), or a step replaced on the instance) step the Values as
-        outside the block.
+        subclass with its own step(), a step replaced on the instance or patched into the
+        class) step the Values as outside the block.
 
         To change a parameter's .data inside the block, call sync() first: the next step then
         reads the Values, as after every sync (fit does it before each callback). A change
