@@ -766,6 +766,19 @@ def test_backward_arrays_are_the_callers_own(exact):
             np.testing.assert_array_equal(a, b)
 
 
+
+def test_grad_outputs_are_checked_as_the_feeds_are():
+    # np.asarray(seed, dtype=float) made a None in a per-example seed nan, and parsed '0.5'
+    x, w = Value(1.0, "x"), Value(2.0, "w")
+    prog = Program.from_graph([x * w, x + w], inputs=[x], params=[w])
+    prog(np.array([1.0, 2.0]))
+    for bad in ([[1.0, None], 1.0], ["0.5", 1.0], [[1.0, 1j], 1.0]):
+        with pytest.raises(TypeError, match=r"grad_outputs must be real numbers"):
+            prog.backward(bad, write=False)
+    g = prog.backward([[1.0, 0.5], 1.0], write=False)
+    assert g.params.tolist() == [1.0 * 1.0 + 0.5 * 2.0 + 2.0]
+
+
 @pytest.mark.parametrize("exact", [True, False])
 def test_forward_with_checks_the_state_as_the_feeds_are_checked(exact):
     # np.asarray(state, dtype=float) made None nan and parsed '0.5' without a word

@@ -118,7 +118,7 @@ def seeds(out_items: list, single_out: bool, n_outputs: int, grad_outputs, B: in
         if g is None:
             out.extend([None] * count)
             continue
-        a = np.asarray(g, dtype=float)
+        a = real_array(g, "grad_outputs")  # a None inside was nan, a '0.5' parsed
         if is_group:
             want = [(count,), (B, count)] if B > 1 or not single else [(count,)]
             if a.ndim == 0:
