@@ -74,8 +74,8 @@ def test_smooth_graphs_stay_away_from_kinks_poles_and_large_values(g):
             assert abs(vals[0]) >= 0.95e-2  # the margin, to the central difference's tolerance
         if s.op in ("log", "sqrt"):
             assert vals[0] >= 0.95e-2
-        if s.op == "div" and not isinstance(s.args[1], Const):
-            assert abs(vals[1]) >= 0.95e-2
+        if s.op == "div" and not isinstance(s.args[1], Const) and vals[0] != 0.0:
+            assert abs(vals[1]) >= 0.95e-2  # (0 / b is 0 on both sides of b = 0: no pole)
     assert all(abs(v) <= 50 for v in nodes[g.n_leaves:])
 
 
