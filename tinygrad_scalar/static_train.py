@@ -160,6 +160,19 @@ def _has_array_step(opt) -> bool:
     if "step" in own or "step_array" in own:  # set on the instance: both, or the Values
         return "step" in own and "step_array" in own
     cls = type(opt)
+    # the class's answer, kept per pair of functions it resolves to: a patch (of the class or
+    # of a base) resolves to another function, so it is asked afresh
+    key = (cls, getattr(cls, "step", None), getattr(cls, "step_array", None))
+    known = _CLASS_ARRAY_STEP.get(key)
+    if known is None:
+        known = _CLASS_ARRAY_STEP[key] = _class_has_array_step(cls)
+    return known
+
+
+_CLASS_ARRAY_STEP: dict = {}
+
+
+def _class_has_array_step(cls: type) -> bool:
     owner = _owner(cls, "step_array")
     if owner is Optimizer or owner is not _owner(cls, "step"):
         return False

@@ -127,8 +127,7 @@ class Program:
         keeps its parameters in an array between steps (CompiledStep.keep_arrays)."""
         arrays, B, single = self._feed(feeds, named)
         # as the feeds: np.asarray(dtype=float) would make None nan and parse '0.5'
-        state = feed.real_array(state, f"forward_with: state (the {len(self.params)} params' "
-                                       f"values then the {len(self.frozen)} frozen leaves')")
+        state = feed.real_array(state, "forward_with: state")  # the shape error says more
         if state.shape != (self.plan.n_state,):
             raise ValueError(f"forward_with: state must have shape ({self.plan.n_state},): "
                              f"the {len(self.params)} params then the {len(self.frozen)} "
