@@ -441,7 +441,23 @@ class CompiledStep:
     def _total(self, losses: np.ndarray, P: np.ndarray) -> float:
         """The batch loss: mean of the per-example losses + alpha * Σ p², each operation
         checked for overflow as the engine checks it (TrainStep raises OverflowError from the
-        same operation), before anything is updated; no NumPy warning."""
+        same operation), before anything is updated; no NumPy warning. An overflow anywhere
+        leaves the result inf or nan, so a finite one is checked by one test (every step),
+        and only a non-finite one is taken apart operation by operation."""
+        if self.program.exact:
+            return self._total_checked(losses, P)
+        B = len(losses)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(losses.sum())
+            if B > 1:
+                total = total * (1.0 / B)
+            if self.alpha:
+                total = total + float(P @ P) * self.alpha
+        return total if -math.inf < total < math.inf else self._total_checked(losses, P)
+
+    def _total_checked(self, losses: np.ndarray, P: np.ndarray) -> float:
+        """_total, checking each operation as it goes (the exact mode's loss, and any
+        non-finite one)."""
         B = len(losses)
         exact = self.program.exact  # exact: the loss value exactly as TrainStep computes it
         with np.errstate(over="ignore", invalid="ignore"):

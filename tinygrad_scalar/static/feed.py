@@ -86,6 +86,10 @@ def batch_of(names: Sequence[str], sizes: Sequence[int], groups: Sequence[bool],
 def real_array(x: Any, what: str) -> np.ndarray:
     """x as a float array; strings, complex numbers and other non-reals are a TypeError (NumPy
     would parse '1.5' or drop an imaginary part without a word)."""
+    if type(x) is np.ndarray and x.dtype == np.float64:  # already so (every compiled step)
+        return x
+    if type(x) is float:  # a seed
+        return np.array(x)
     try:
         raw = np.asarray(x)
     except (TypeError, ValueError):
