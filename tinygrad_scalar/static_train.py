@@ -210,9 +210,12 @@ class CompiledStep:
 
     Same contract as `train.TrainStep`: forward every sample, loss = mean over the batch +
     alpha * Σ p², zero_grad, gradients into every parameter's .grad, optimizer.step(); returns
-    (loss, accuracy) of the batch before the update. The same numbers with exact=True, except
-    that a parameter's contributions from the batch and from the L2 term are added in another
-    order than the engine's (about 1e-16 relative); to rounding with exact=False.
+    (loss, accuracy) of the batch before the update. With exact=True the loss is TrainStep's
+    bit for bit and every per-example gradient too, but a parameter's contributions (from the
+    examples of the batch and from the L2 term) are added in another order than the engine's,
+    so the gradients agree to about 1e-16 relative, not bit for bit (Adam, which divides by
+    the gradient's size, can make that visible for a gradient that is nearly 0); to rounding
+    with exact=False.
 
     model: a callable from a list of `nin` Values to a Value or a list of Values (e.g. an MLP);
     nin defaults to model.nin. loss: 'hinge' (labels ±1), 'mse', 'bce' (targets in [0, 1]),
