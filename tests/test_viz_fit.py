@@ -235,15 +235,23 @@ def test_focus_draws_the_paths_in_full_and_greys_the_rest():
 def test_collapsed_focus_caption_names_only_drawn_nodes():
     # the focus title of a collapsed drawing said "focus on L0.N0.w0: 1 path from L0.N0.w0 to
     # L1.N0.z", two names inside boxes the picture draws closed
+    # (and its line on an edge that passes nothing named "L0.N0.z -> L0.N0.a")
     from tinygrad_scalar.teach.graph import node_names
     root = MLP(2, [2, 1], seed=0)([1.0, -2.0])
-    names = node_names(topological_order(root))
-    for v in topological_order(root):
-        src = draw_dot(root, collapse=True, focus=v).source
-        title = re.search(r'label="(focus on [^"]*)"', src).group(1)
-        said = {n for n in names.values()
-                if re.search(rf"(?<![\w.@]){re.escape(n)}(?![\w.@])", title)}
-        assert said <= set(heads(src).values()), (title, sorted(said))
+    out = MLP(2, [2, 1], seed=3)([Value(0.5, "x0"), Value(-1.0, "x1")])
+    masked = (out - out.data).sqrt()  # an inf gradient meets relu's flat part in L0.N0
+    masked.backward()
+    lines = 0
+    for r in (root, masked):
+        names = node_names(topological_order(r))
+        for v in topological_order(r):
+            src = draw_dot(r, collapse=True, focus=v).source
+            title = re.search(r'label="(focus on [^"]*)"', src).group(1)
+            lines += "passes nothing" in title
+            said = {n for n in names.values()
+                    if re.search(rf"(?<![\w.@]){re.escape(n)}(?![\w.@])", title)}
+            assert said <= set(heads(src).values()), (title, sorted(said))
+    assert lines  # the masked graph's captions do have that line
     assert "focus on w0 in L0.N0: 1 path from w0 in L0.N0 to L1.N0;" in draw_dot(
         root, collapse=True, focus="L0.N0.w0").source
     # uncollapsed, every node is drawn under its own name

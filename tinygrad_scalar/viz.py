@@ -415,12 +415,27 @@ def _focus_caption(root: Value, x: Value, parts: DrawnParts, precision: int) -> 
     caption = (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
                f"derivatives along them = {format_number(ps.total, precision)} = d{dy}/d{dx}")
     if ps.masked:  # say why a 0 next to an inf gave 0: backward's mask, as the path table does
-        why = [f"{r.terms[k][0]} -> {r.name} passes nothing ("
-               + (f"max did not pick {r.terms[k][0]}" if r.op == "max" else "relu's flat part")
-               + ")" for r in ps.factored for k in r.masked]
+        why = [_masked_edge(parts, r.terms[k][0], r.node, r.op)
+               for r in ps.factored for k in r.masked]
         caption += (f"\n{', '.join(why[:3])}{', ...' if len(why) > 3 else ''}: an inf or nan "
                     "arrives from above, and backward sends 0 down it, not inf x 0 = nan")
     return caption
+
+
+def _masked_edge(parts: DrawnParts, src_name: str, dst: Value, op: str) -> str:
+    """'a -> m passes nothing (max did not pick a)', naming both ends as the picture shows
+    them (`inside L0.N0: z -> a` when a collapsed box hides both)."""
+    by_name = {n: v for v, n in parts.names.items()}
+    src = by_name.get(src_name)
+    box = parts.boxed.get(dst)
+    if src is None:
+        a, b, inside = src_name, parts.seen_as(dst), ""
+    elif box is not None and parts.boxed.get(src) == box:
+        a, b, inside = parts.seen_as(src, box), parts.seen_as(dst, box), f"inside {box}: "
+    else:
+        a, b, inside = parts.seen_as(src), parts.seen_as(dst), ""
+    why = f"max did not pick {a}" if op == "max" else "relu's flat part"
+    return f"{inside}{a} -> {b} passes nothing ({why})"
 
 
 def _box_outputs(topo: list, index: dict, box: list, count: int) -> dict:
