@@ -687,3 +687,74 @@ def test_a_step_patched_into_the_optimizers_class_steps_the_values():
         step(X, y)
         step(X, y)
     assert calls == [1, 2]
+
+
+def test_a_step_array_that_updates_p_in_place_trains_as_the_built_in_one():
+    # the block kept what it had read as a view of the state, which such a step_array also
+    # updated: sync saw every parameter "changed by the user", raised, and kept nothing
+    class InPlaceSGD(optim.SGD):
+        def step(self):
+            super().step()
+
+        def step_array(self, P, G):
+            P -= self.current_lr() * G
+            self.steps += 1
+            return P
+
+    X, y = _moons()
+    trained = []
+    for Opt in (InPlaceSGD, optim.SGD):
+        m = MLP(2, [4, 1], seed=1)
+        fit(m, X, y, "hinge", Opt(m.parameters(), lr=0.1), epochs=5, quiet=True, compiled=True)
+        trained.append([p.data for p in m.parameters()])
+    assert trained[0] == trained[1]
+    assert trained[0] != [p.data for p in MLP(2, [4, 1], seed=1).parameters()]
+
+
+def test_a_step_patched_in_with_functools_wraps_steps_the_values():
+    # wraps copies __qualname__, so the name test alone took the patch for the class's own
+    import functools
+    calls = []
+
+    class Both(optim.SGD):
+        def step(self):
+            super().step()
+
+        def step_array(self, P, G):
+            return super().step_array(P, G)
+
+    def logged(step):
+        @functools.wraps(step)
+        def wrapper(self):
+            calls.append(self.steps)
+            return step(self)
+        return wrapper
+
+    X, y = _moons()
+    m = MLP(2, [4, 1], seed=1)
+    step = CompiledStep(m, "hinge", Both(m.parameters(), lr=0.1))
+    original = Both.step
+    try:
+        Both.step = logged(Both.step)
+        with step.keep_arrays():
+            step(X, y)
+            step(X, y)
+    finally:
+        Both.step = original
+    assert calls == [0, 1]
+
+
+def test_an_error_inside_keep_arrays_stays_the_error_when_sync_also_finds_an_edit():
+    # sync's RuntimeError for the edit replaced the step's own ValueError (an `except
+    # ValueError` around the step no longer caught it); the edit is now a note on it
+    X, y = _moons()
+    m = MLP(2, [4, 1], seed=1)
+    ps = m.parameters()
+    step = CompiledStep(m, "hinge", optim.SGD(ps, lr=0.1))
+    with pytest.raises(ValueError, match="labels must be -1 or \\+1") as info:
+        with step.keep_arrays():
+            step(X, y)
+            ps[0].data = 5.0
+            step(X, np.where(y > 0, 1.0, 0.5))
+    assert any("was changed inside a keep_arrays block" in n for n in info.value.__notes__)
+    assert ps[0].data == 5.0  # the edit kept, as sync keeps it

@@ -535,3 +535,24 @@ def test_an_accuracy_that_raises_applies_no_step(compiled):
         fit(net, X, y, "hinge", opt, epochs=1, quiet=True, accuracy=acc, compiled=compiled)
     assert [(p.data, p.grad) for p in net.parameters()] == before
     assert (opt.steps, opt._buf) == (0, None)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_an_accuracy_may_read_outputs_as_floats_on_both_paths(compiled):
+    # a metric runs inside no_grad(): float(output) refused on the engine path (recording)
+    # and, after outputs became Values there, on the compiled path too
+    X, y = make_moons(20, noise=0.1, seed=3)
+    y = signed_labels(y)
+
+    def acc(outputs, targets):
+        return sum((float(o) > 0) == (t > 0) for o, t in zip(outputs, targets)) / len(targets)
+
+    def ref(outputs, targets):
+        return sum((o.data > 0) == (t > 0) for o, t in zip(outputs, targets)) / len(targets)
+
+    hist = {}
+    for name, fn in (("float", acc), ("data", ref)):
+        net = MLP(2, [4, 1], seed=5)
+        hist[name] = fit(net, X, y, "hinge", optim.SGD(net.parameters(), lr=0.1), epochs=3,
+                         quiet=True, accuracy=fn, compiled=compiled).accuracy
+    assert hist["float"] == hist["data"] and len(hist["float"]) == 3

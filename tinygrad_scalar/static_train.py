@@ -69,11 +69,11 @@ def static_bce(outputs: list, targets: list) -> Value:
 
 
 def static_cross_entropy(outputs: list, targets: list) -> Value:
-    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t, as log Σ exp(z_j - m) - Σ t_j (z_j - m)
-    (the same as losses.cross_entropy): the shift m = max(z) is one n-ary max node in the graph
-    (Value.max, which compares nothing in Python), so every exp argument is <= 0 for every
-    example, and m is never added back to a small log (at logits of 1e16, m + log 2 - z_t was
-    0); the shift's own gradient cancels."""
+    """log Σ exp(z_j) - Σ t_j z_j with one-hot targets t (or any that sum to 1: the form below
+    equals it only then), as log Σ exp(z_j - m) - Σ t_j (z_j - m) (losses.cross_entropy's):
+    the shift m = max(z) is one n-ary max node in the graph (Value.max, which compares nothing
+    in Python), so every exp argument is <= 0 for every example, and m is never added back to
+    a small log (at logits of 1e16, m + log 2 - z_t was 0); the shift's own gradient cancels."""
     if len(targets) != len(outputs):
         raise TraceError(f"cross_entropy: {len(outputs)} logits but {len(targets)} one-hot "
                          "target entries")
@@ -176,10 +176,11 @@ def _class_has_array_step(cls: type) -> bool:
     owner = _owner(cls, "step_array")
     if owner is Optimizer or owner is not _owner(cls, "step"):
         return False
-    # and both written in that class body (a functools.wraps wrapper keeps the names): a step
-    # patched in later (SGD.step = clipped) has another name
+    # and both written in that class body: a step patched in later (SGD.step = clipped) has
+    # another name, or, wrapped with functools.wraps (which copies the name), __wrapped__
     body, d = owner.__qualname__, owner.__dict__
     return (getattr(d["step"], "__qualname__", None) == body + ".step"
+            and not hasattr(d["step"], "__wrapped__")
             and getattr(d["step_array"], "__qualname__", None) == body + ".step_array")
 
 
@@ -362,7 +363,7 @@ class CompiledStep:
         n = len(self.params)
         i = int(changed[0])
         who = f"params[{i}]" if i < n else f"the frozen parameter {i - n} (not trained)"
-        more = f" and {changed.size - 1} more" if changed.size > 1 else ""
+        more = f" (and {changed.size - 1} more)" if changed.size > 1 else ""
         others = ", and the other parameters have their trained numbers" if n > 1 else ""
         return RuntimeError(
             f"{who} ({leaves[i]!r}){more} was changed inside a keep_arrays block without "
@@ -377,10 +378,14 @@ class CompiledStep:
             return self._step(X, y)
         try:
             return self._step(X, y)
-        except BaseException:
+        except BaseException as e:
             # whatever raised (targets, the forward, accuracy, the optimizer): the Values get
-            # the last good step's numbers now, as the docstring of keep_arrays promises
-            self.sync()
+            # the last good step's numbers now, as the docstring of keep_arrays promises; an
+            # edit that sync finds is told as a note on this error, which stays the one raised
+            try:
+                self.sync()
+            except RuntimeError as edit:
+                e.add_note(f"also: {edit}")
             raise
 
     def _step(self, X: Sequence, y: Sequence) -> tuple:
@@ -416,6 +421,9 @@ class CompiledStep:
             with np.errstate(over="ignore"):  # an inf gradient is refused by the optimizer
                 grads += P * (2.0 * self.alpha)
         if array_step:
+            # what the Values held, for sync to see an edit made after this; taken before the
+            # step (a step_array may update P, a view of state, in place)
+            read = state.copy() if self._keeping and self._held is None else None
             try:
                 new = opt.step_array(P, grads)  # raises before anything changed, or steps
             except BaseException:  # as a failed optimizer.step(): .grad holds this batch's
@@ -426,8 +434,8 @@ class CompiledStep:
                     self._held_grad = grads
                 raise  # its message shows each Value as it is left: P[i] and this batch's .grad
             if self._keeping:
-                if self._held is None:  # what the Values held: an edit after this is seen
-                    self._read = state  # by sync
+                if read is not None:
+                    self._read = read
                 self._held = new if len(state) == n else np.concatenate([new, state[n:]])
                 self._held_grad = grads
             else:  # one pass writes .grad and .data (zero_grad, the .grad loop and step's)
@@ -501,4 +509,5 @@ class CompiledStep:
             outputs = [Value(v) for v in scores[:, 0].tolist()]
         else:
             outputs = [kind([Value(v) for v in row]) for row in scores.tolist()]
-        return self._accuracy(outputs, y)
+        with engine.no_grad():  # as TrainStep calls it: float(output) works there too
+            return self._accuracy(outputs, y)

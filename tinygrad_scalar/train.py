@@ -119,7 +119,7 @@ class TrainStep:
     it was *before* the update (the numbers the forward pass saw). accuracy(outputs, targets)
     gets the model's outputs as Values (one per example, or a list per example for a model
     with several outputs) and the targets as given; it runs before the update, so one that
-    raises changes nothing."""
+    raises changes nothing, and inside no_grad(), as a metric: float(output) works there."""
 
     def __init__(self, model: Callable, loss: Union[str, LossFn], optimizer: Optimizer,
                  alpha: float = 0.0, accuracy: Optional[AccFn] = None):
@@ -140,7 +140,10 @@ class TrainStep:
             total = total + _losses.l2(self.params, self.alpha)
         # before the update: an accuracy function that raises leaves the step unapplied (no
         # parameter, .grad or optimizer state changed), as any other failed step
-        acc = self.accuracy_fn(outputs, y) if self.accuracy_fn is not None else None
+        acc = None
+        if self.accuracy_fn is not None:
+            with no_grad():  # it reports: float(output) works, and nothing is recorded
+                acc = self.accuracy_fn(outputs, y)
         opt = self.optimizer
         opt.zero_grad()
         total.backward()
