@@ -1635,7 +1635,7 @@ def reverse_sweep(order: list, seeds: dict, *, stop: Optional[Iterable] = None,
                     on_edge(v, g, p, None, None, None)
                 continue
             before = get(p, 0.0)
-            c = 0.0 if passes_nothing(v, d) else d * g  # (not 0 * inf = nan)
+            c = 0.0 if d == 0.0 and passes_nothing(v, d) else d * g  # (not 0 * inf = nan)
             grads[p] = before + c
             if on_edge is not None:
                 on_edge(v, g, p, d, c, before)
