@@ -132,3 +132,15 @@ def test_kinks_at_a_tie_give_backwards_numbers_and_sympys_formula_away_from_it()
         for name in pt:
             mine = float(table.row(name).grad.subs(at))
             assert mine == float(sp.diff(whole, s[name]).subs(at)), (name, pt)
+
+
+def test_a_kink_masks_an_infinite_gradient_from_above_as_backward_does():
+    # relu's flat part passes nothing (engine.passes_nothing): Heaviside(x, 0) times the
+    # 1/(2 sqrt(0)) from above was 0 * zoo = nan where backward gives 0; max's unpicked edge too
+    x, a, b = Value(-1.0, "x"), Value(0.0, "a"), Value(-1.0, "b")
+    root = x.relu().sqrt() + Value.max([a, b]).sqrt()
+    root.label = "r"
+    table = symbolic(root)
+    root.backward()
+    assert (x.grad, b.grad) == (0.0, 0.0)
+    assert table.row("x").grad_number == 0.0 and table.row("b").grad_number == 0.0

@@ -54,20 +54,20 @@ def _op_rules(sp) -> dict:
 
 
 def _kink_rules(sp) -> dict:
-    """Local derivatives written out for the ops with a kink, in the engine's convention there.
+    """For the ops with a kink: per input edge, the condition under which it passes the
+    gradient on (its local derivative is then 1); otherwise it passes nothing, as backward()
+    masks it (engine.passes_nothing), so an inf from above gives 0 below, not 0 * inf.
 
-    sympy.diff gives Heaviside(x) for them, which is 1/2 at 0: the number at a tie would then
-    be neither of the one-sided slopes and not what backward() passes. The engine's rules:
-    relu passes nothing at 0; max gives its edge to the first of equal inputs, so input i is
-    picked when it is larger than every input before it and at least every input after it
-    (Heaviside(z, h) is h at z = 0)."""
-    H = sp.Heaviside
+    sympy.diff would give Heaviside(x), which is 1/2 at 0: the number at a tie would be
+    neither one-sided slope and not what backward() passes, and a product with an inf from
+    above would be nan. The engine's rules: relu passes where its input is > 0; max passes to
+    the first of equal inputs, so input i is picked when it is larger than every input before
+    it and at least every input after it."""
+    def max_conditions(*ts):
+        return tuple(sp.And(*[ti > tj if j < i else ti >= tj for j, tj in enumerate(ts)
+                              if j != i]) for i, ti in enumerate(ts))
 
-    def max_locals(*ts):
-        return tuple(sp.Mul(*[H(ti - tj, 0 if j < i else 1) for j, tj in enumerate(ts) if j != i])
-                     for i, ti in enumerate(ts))
-
-    return {"relu": lambda t: (H(t, 0),), "max": max_locals}
+    return {"relu": lambda t: (t > 0,), "max": max_conditions}
 
 
 class _Builder:
@@ -83,6 +83,7 @@ class _Builder:
         self.symbols: dict = {}  # leaf -> Symbol
         self.expr: dict = {}
         self.local: dict = {}  # node -> tuple of symbolic local derivatives, one per edge
+        self.mask: dict = {}  # kink node -> per edge, the condition under which it passes
         for v in self.order:
             if v._a is None:
                 if v.is_constant:
@@ -101,10 +102,15 @@ class _Builder:
             args = [self.expr[p] for p in v._prev]
             self.expr[v] = rule(*args)
             ts = sp.symbols(f"t0:{len(args)}", real=True)
+            at = dict(zip(ts, args))
             kink = kinks.get(op.name)
-            locals_ = kink(*ts) if kink is not None else [sp.diff(rule(*ts), t) for t in ts]
-            self.local[v] = tuple(d.subs(dict(zip(ts, args)), simultaneous=True)
-                                  for d in locals_)
+            if kink is not None:  # a mask per edge: 1 where it passes, else nothing passes
+                self.mask[v] = tuple(sp.sympify(c).subs(at, simultaneous=True)
+                                     for c in kink(*ts))
+                self.local[v] = tuple(sp.Piecewise((1, c), (0, True)) for c in self.mask[v])
+            else:
+                self.local[v] = tuple(sp.diff(rule(*ts), t).subs(at, simultaneous=True)
+                                      for t in ts)
 
     def adjoints(self) -> dict:
         """d root / d node for every node, by the backward loop on expressions."""
@@ -112,8 +118,12 @@ class _Builder:
         g = dict.fromkeys(self.order, sp.Integer(0))
         g[self.root] = sp.Integer(1)
         for w in reversed(self.order):
-            for p, d in zip(w._prev, self.local.get(w, ())):
-                g[p] = g[p] + d * g[w]
+            mask = self.mask.get(w)
+            for k, (p, d) in enumerate(zip(w._prev, self.local.get(w, ()))):
+                if mask is None:
+                    g[p] = g[p] + d * g[w]
+                else:  # a mask, not a product: 0 where it passes nothing, even under an inf
+                    g[p] = g[p] + sp.Piecewise((g[w], mask[k]), (0, True))
         return g
 
 
