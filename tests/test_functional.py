@@ -587,3 +587,35 @@ def test_third_derivatives_match_pytorch():
     for i in range(2):
         for j in range(2):
             assert H[i][j] == pytest.approx(Ht[i][j].item(), rel=1e-10)
+
+
+@pytest.mark.parametrize("name, f, tf", [
+    ("sqrt", lambda a: a.sqrt(), lambda a: a.sqrt()),
+    ("pow 0.5", lambda a: a ** 0.5, lambda a: a ** 0.5),
+    ("pow 0.25", lambda a: a ** 0.25, lambda a: a ** 0.25)])
+def test_second_derivative_at_a_pole_of_the_slope_is_pytorchs(name, f, tf):
+    # the slope at 0 was the plain number inf, whose own derivative counted as 0: the second
+    # derivative of sqrt at 0 came out 0, where it is -inf
+    torch = pytest.importorskip("torch", reason="PyTorch float64 is the oracle")
+
+    def torch_first_second(x0):
+        x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(tf(x), x, create_graph=True)
+        (h,) = torch.autograd.grad(g, x)
+        return g.item(), h.item()
+    g0, h0 = torch_first_second(0.0)
+    assert (grad(f)(0.0), grad(grad(f))(0.0)) == (g0, h0) == (math.inf, -math.inf)
+    assert grad(grad(f))(0.25) == pytest.approx(torch_first_second(0.25)[1], rel=1e-14)
+
+
+def test_hessian_at_a_pole_is_pytorchs_and_a_mask_still_hides_it():
+    torch = pytest.importorskip("torch", reason="PyTorch float64 is the oracle")
+    ours = hessian(lambda a, b: (a * a + b * b).sqrt())(0.0, 0.0)  # |v| at 0: no Hessian
+    ref = torch.autograd.functional.hessian(
+        lambda v: (v[0] * v[0] + v[1] * v[1]).sqrt(), torch.zeros(2, dtype=torch.float64))
+    assert all(math.isnan(a) and math.isnan(b) for a, b in zip(
+        (x for row in ours for x in row), ref.flatten().tolist()))  # it was all 0
+    assert hessian(lambda a, b: Value.max([a, b]).sqrt())(0.0, -1.0)[0][0] == -math.inf
+    w = Value(-1.0)
+    w.relu().sqrt().backward(create_graph=True)  # relu passes nothing: the pole is not seen
+    assert w.grad == 0.0 and w.grad_value.data == 0.0

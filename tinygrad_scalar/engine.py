@@ -308,7 +308,13 @@ def _pow_dbase(a, b, out):
     if fb == 0.0 and type(b) is float:  # a ** 0 == 1 for every a: flat, even where 1/a overflows
         return 0.0
     if fa == 0.0 and fb < 1.0:
-        return 0.0 if fb == 0.0 else INF
+        if fb == 0.0:
+            return 0.0
+        if isinstance(a, Value) and isinstance(b, Value) and b.is_constant:
+            # a gradient graph: b * a ** (b - 1) with a ** (b - 1) at its pole, differentiable
+            # (its slope (b - 1) * a ** (b - 2) is -inf there, for 0 < b < 1)
+            return b * _at_pole(POW, a, Value.constant(fb - 1.0), INF, -INF, 0.0)
+        return INF
     try:
         return b * a ** (b - 1)
     except OverflowError:  # a ** (b-1) is too large for a float, b * a ** (b-1) may not be
@@ -495,7 +501,11 @@ def _relu_v(a):
 
 
 def _sqrt_df(a, out):
-    return (0.5 / out if _num(out) != 0.0 else INF,)
+    if _num(out) != 0.0:
+        return (0.5 / out,)
+    if isinstance(out, Value):  # a gradient graph: 0.5 / out at its pole, differentiable
+        return (_at_pole(DIV, Value.constant(0.5), out, INF, 0.0, -INF),)
+    return (INF,)
 
 
 def _sqrt_vdf(a, out):
@@ -1190,6 +1200,18 @@ def _binary_k(op: Op, a: Value, b: Value, k: int, df: Optional[Callable] = None)
     if -INF < out < INF:
         return v
     return _finish(v, op, (x, y), out)
+
+
+def _at_pole(op: Op, a: Value, b: Value, out: float, da: float, db: float) -> Value:
+    """op(a, b) at a pole of op (0.5 / 0, 0 ** -0.5): a node with IEEE's value there (inf)
+    and local derivatives da, db (0.0 toward a constant), made without op's check, which
+    refuses the point. Only gradient graphs make it (a slope such as sqrt's 0.5 / out at
+    out = 0): as a plain inf its own derivative would silently count as 0, and the second
+    derivative of sqrt at 0 came out 0 where it is -inf (PyTorch's value too)."""
+    v = _new(Value)
+    v.data, v.grad, v.label, v._gv = out, 0.0, "", None
+    v._a, v._b, v._da, v._db, v._fn = a, b, da, db, op
+    return v
 
 
 def _pow_base_only(a, b, out) -> tuple:
