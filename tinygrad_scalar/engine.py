@@ -1120,10 +1120,16 @@ def call_text(op: Op, xs: tuple) -> str:
 _call = call_text  # the old private name, for callers in other modules
 
 
+def overflow_error(op: Op, xs: tuple) -> OverflowError:
+    """The error for op(*xs) overflowing (an inf from finite operands), naming both: the
+    engine's, and the one a replay raises for the same operation."""
+    return OverflowError(f"{_call(op, xs)} overflows: the result is too large for a float")
+
+
 def _wrap(op: Op, xs: tuple, e: Exception) -> Exception:
     """Python's own math errors ('math domain error') renamed after the operation and operands."""
     if isinstance(e, OverflowError):
-        return OverflowError(f"{_call(op, xs)} overflows: the result is too large for a float")
+        return overflow_error(op, xs)
     return type(e)(f"{_call(op, xs)}: {e}")
 
 
@@ -1132,7 +1138,7 @@ def _finish(v: Value, op: Op, xs: tuple, out: float) -> Value:
     if all(-INF < x < INF for x in xs):
         if out != out:
             raise ValueError(f"{_call(op, xs)} is not a number (nan)")
-        raise OverflowError(f"{_call(op, xs)} overflows: the result is too large for a float")
+        raise overflow_error(op, xs)
     return v
 
 

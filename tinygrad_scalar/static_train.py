@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from contextlib import contextmanager
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import engine
-from .engine import ADD, MUL, SUM, Value, call_text
+from .engine import ADD, MUL, SUM, Value
 from .optim import Optimizer
 from .static import Program, TraceError
 from .static.tape import refusing_branches
@@ -142,9 +141,6 @@ _TARGETS = {static_hinge: (_targets_hinge, _acc_sign), static_mse: (None, None),
             static_cross_entropy: (_targets_onehot, _acc_argmax)}
 
 
-_DATA = operator.attrgetter("data")
-
-
 def _owner(cls: type, name: str) -> type:
     return next(c for c in cls.__mro__ if name in c.__dict__)
 
@@ -187,8 +183,8 @@ def _class_has_array_step(cls: type) -> bool:
 def _overflow(op, xs: Sequence[float], what: str) -> OverflowError:
     """The engine's error for an operation of the batch loss that overflows (TrainStep
     raises it from the same operation), naming which part of the loss it was."""
-    return OverflowError(f"{call_text(op, tuple(xs))} overflows: the result is too large for a "
-                         f"float ({what}); the step changed nothing")
+    return OverflowError(f"{engine.overflow_error(op, tuple(xs))} ({what}); the step changed "
+                         "nothing")
 
 
 def _check_finite(op, xs: Sequence[float], out: float, what: str) -> None:
@@ -346,8 +342,7 @@ class CompiledStep:
         if held is None:
             return
         n = len(self.params)
-        leaves = self.program._state_leaves  # the params, then the frozen: held's rows
-        now = np.fromiter(map(_DATA, leaves), float, len(leaves))
+        now = self.program.read_state()  # the params, then the frozen: held's rows
         changed = np.flatnonzero((now != read) & ~(np.isnan(now) & np.isnan(read)))
         keep = set(changed.tolist())
         for i, (p, d, g) in enumerate(zip(self.params, held[:n].tolist(),
@@ -356,11 +351,12 @@ class CompiledStep:
                 p.data = d
             p.grad = g
         if changed.size:
-            raise self._changed_error(changed, leaves, read, now)
+            raise self._changed_error(changed, read, now)
 
-    def _changed_error(self, changed: np.ndarray, leaves: list, read: np.ndarray,
+    def _changed_error(self, changed: np.ndarray, read: np.ndarray,
                        now: np.ndarray) -> RuntimeError:
         n = len(self.params)
+        leaves = self.program.params + self.program.frozen  # the rows of read and now
         i = int(changed[0])
         who = f"params[{i}]" if i < n else f"the frozen parameter {i - n} (not trained)"
         more = f" (and {changed.size - 1} more)" if changed.size > 1 else ""

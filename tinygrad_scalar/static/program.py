@@ -94,6 +94,11 @@ class Program:
         #: the number of leaves in each input slot
         self.input_sizes: list[int] = [len(s) for s in tape.slots]
 
+    def read_state(self) -> np.ndarray:
+        """The parameter values, then the frozen ones, as their Values hold them now: the
+        state every forward reads (forward_with takes one in this order)."""
+        return np.fromiter(map(_DATA, self._state_leaves), float, self.plan.n_state)
+
     def last_state(self) -> np.ndarray:
         """The parameter values, then the frozen ones, that this thread's last forward read."""
         run = self._runner.last_run()
@@ -116,8 +121,7 @@ class Program:
         Value output, a (k,) / (B, k) array per output that is a sequence of Values, a tuple
         when there are several. Parameters are read from their Values at every run."""
         arrays, B, single = self._feed(feeds, named)
-        state = np.fromiter(map(_DATA, self._state_leaves), float, self.plan.n_state)
-        return self._runner.forward(arrays, B, single, state)
+        return self._runner.forward(arrays, B, single, self.read_state())
 
     __call__ = forward
 
