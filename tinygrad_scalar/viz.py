@@ -415,18 +415,18 @@ def _focus_caption(root: Value, x: Value, parts: DrawnParts, precision: int) -> 
     caption = (f"focus on {xn}: {count} from {xn} to {y}; sum of the products of local "
                f"derivatives along them = {format_number(ps.total, precision)} = d{dy}/d{dx}")
     if ps.masked:  # say why a 0 next to an inf gave 0: backward's mask, as the path table does
-        why = [_masked_edge(parts, r.terms[k][0], r.node, r.op)
+        by_name = {n: v for v, n in parts.names.items()}  # the table names its inputs
+        why = [_masked_edge(parts, by_name.get(r.terms[k][0]), r.terms[k][0], r.node, r.op)
                for r in ps.factored for k in r.masked]
         caption += (f"\n{', '.join(why[:3])}{', ...' if len(why) > 3 else ''}: an inf or nan "
                     "arrives from above, and backward sends 0 down it, not inf x 0 = nan")
     return caption
 
 
-def _masked_edge(parts: DrawnParts, src_name: str, dst: Value, op: str) -> str:
+def _masked_edge(parts: DrawnParts, src: Optional[Value], src_name: str, dst: Value,
+                 op: str) -> str:
     """'a -> m passes nothing (max did not pick a)', naming both ends as the picture shows
     them (`inside L0.N0: z -> a` when a collapsed box hides both)."""
-    by_name = {n: v for v, n in parts.names.items()}
-    src = by_name.get(src_name)
     box = parts.boxed.get(dst)
     if src is None:
         a, b, inside = src_name, parts.seen_as(dst), ""
